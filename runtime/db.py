@@ -1,0 +1,204 @@
+"""Database access for a service: engine, transactions, outbox and inbox.
+
+One transaction per use case. Events emitted inside the transaction are written to
+the ``outbox`` table with the change; the relay publishes them after commit. An event
+handler's transaction records the event id in ``inbox``, so a redelivered event is a
+no-op (effectively-once processing).
+"""
+import contextlib
+import datetime as dt
+import json
+import logging
+import threading
+import uuid
+
+from sqlalchemy import (
+    Column, DateTime, Index, Integer, MetaData, String, Table, Text, create_engine, event,
+    insert, select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts import dump
+from contracts.events import EnvelopeSchema, schema_for
+
+log = logging.getLogger(__name__)
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def runtime_tables(metadata: MetaData):
+    """Add the ``outbox`` and ``inbox`` tables to a service's metadata."""
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("event_type", String(64), nullable=False),
+        Column("routing_key", String(128), nullable=False),
+        Column("correlation_id", String(64), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("published_at", DateTime, nullable=True),
+        Index("ix_outbox_pending", "published_at", "id"),
+        Index("ix_outbox_correlation", "correlation_id"),
+    )
+    inbox = Table(
+        "inbox", metadata,
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(64), nullable=False),
+        Column("source", String(32), nullable=False),
+        Column("handled_at", DateTime, nullable=False),
+    )
+    return outbox, inbox
+
+
+class AlreadyHandled(Exception):
+    """The event id is in the inbox: the event was processed before."""
+
+
+def make_engine(url, **kwargs):
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)
+
+
+class Transaction:
+    """What a use case gets: a session and ``emit``. Commits only on clean exit."""
+
+    def __init__(self, core, session):
+        self.core = core
+        self.session = session
+        self.emitted = 0
+
+    def emit(self, event_type, payload, *, correlation_id, routing_key=None):
+        """Validate ``payload`` against its contract and write it to the outbox."""
+        schema = schema_for(event_type)
+        data = dump(schema, payload)
+        envelope = dump(EnvelopeSchema, {
+            "event_id": uuid.uuid4().hex,
+            "event_type": event_type,
+            "source": self.core.service_name,
+            "occurred_at": utcnow().isoformat() + "Z",
+            "correlation_id": correlation_id,
+            "version": schema.VERSION,
+            "payload": data,
+        })
+        self.session.execute(insert(self.core.outbox).values(
+            event_id=envelope["event_id"],
+            event_type=event_type,
+            routing_key=routing_key or event_type,
+            correlation_id=correlation_id,
+            body=json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
+            created_at=utcnow(),
+        ))
+        self.emitted += 1
+        return envelope["event_id"]
+
+
+class DatabaseCore:
+    """Engine, sessions and transactions; usable with or without nameko."""
+
+    def __init__(self, url, metadata, service_name, migrations=None):
+        self.url = url
+        self.metadata = metadata
+        self.service_name = service_name
+        self.migrations = migrations
+        self.engine = make_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        # SQLite allows one writer; a green lock keeps writers from blocking the hub
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = metadata.tables["outbox"]
+        self.inbox = metadata.tables["inbox"]
+        self.after_commit = []  # callbacks, e.g. waking the outbox relay
+
+    def migrate(self):
+        if self.migrations:
+            from .migrate import upgrade
+            upgrade(self.engine, self.migrations)
+        else:
+            self.metadata.create_all(self.engine)
+
+    @contextlib.contextmanager
+    def transaction(self, event=None):
+        """A unit of work. With ``event`` (an envelope dict) it is idempotent by event id."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        emitted = 0
+        try:
+            session = self.sessionmaker()
+            try:
+                with session.begin():
+                    if event is not None:
+                        seen = session.execute(
+                            select(self.inbox.c.event_id).where(self.inbox.c.event_id == event["event_id"])
+                        ).first()
+                        if seen:
+                            raise AlreadyHandled(event["event_id"])
+                    tx = Transaction(self, session)
+                    yield tx
+                    if event is not None:
+                        session.execute(insert(self.inbox).values(
+                            event_id=event["event_id"],
+                            event_type=event["event_type"],
+                            source=event["source"],
+                            handled_at=utcnow(),
+                        ))
+                    session.flush()
+                    emitted = tx.emitted
+            except IntegrityError:
+                if event is not None and self._handled(event["event_id"]):
+                    raise AlreadyHandled(event["event_id"]) from None
+                raise
+            finally:
+                session.close()
+        finally:
+            if lock is not None:
+                lock.release()
+        if emitted:
+            for callback in self.after_commit:
+                callback()
+
+    def _handled(self, event_id):
+        with self.engine.connect() as conn:
+            return conn.execute(select(self.inbox.c.event_id).where(self.inbox.c.event_id == event_id)).first() is not None
+
+    @contextlib.contextmanager
+    def read(self):
+        """A read-only session (no write lock; WAL readers do not block)."""
+        session = self.sessionmaker()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def ping(self):
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+
+    def dispose(self):
+        self.engine.dispose()

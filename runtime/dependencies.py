@@ -1,0 +1,92 @@
+"""nameko dependency providers shared by every service."""
+import functools
+import logging
+
+from nameko import config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from contracts import dump, load
+from contracts.errors import EXPECTED
+from contracts.rpc import contract
+
+from .db import DatabaseCore
+from .messaging import declare_dead_letters, declare_topology_for_publisher
+from .outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+
+class Database(DependencyProvider):
+    """Hands each worker a :class:`DatabaseCore` (``transaction()``, ``read()``).
+
+    Nothing happens in ``__init__``; the engine is built in ``setup`` from the
+    ``DB_URL`` config key, migrations run in ``start``, and the outbox relay runs
+    as a managed thread of the container.
+    """
+
+    def __init__(self, metadata, migrations=None):
+        self.metadata = metadata
+        self.migrations = migrations
+        self.core = None
+        self.relay = None
+
+    def setup(self):
+        service = self.container.service_name
+        # DATABASES lets several services share one process (tests); DB_URL is the usual key
+        url = (config.get("DATABASES") or {}).get(service) or config.get("DB_URL") \
+            or "sqlite:///var/{}.db".format(service)
+        self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations)
+        self.relay = OutboxRelay(
+            self.core, config["AMQP_URI"],
+            batch_size=int(config.get("OUTBOX_BATCH", 500)),
+            poll_interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+        )
+        if config.get("DECLARE_TOPOLOGY", True):
+            def _declare(publisher):
+                declare_dead_letters(publisher.channel, service)
+                declare_topology_for_publisher(publisher, service)
+            self.relay.before_publish.append(_declare)
+
+    def start(self):
+        self.core.migrate()
+        self.container.spawn_managed_thread(self.relay.run, identifier=f"{self.container.service_name}.outbox_relay")
+        self.relay.wake()
+
+    def stop(self):
+        if self.relay:
+            self.relay.stop()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self.core
+
+
+def rpc_method(name=None, **rpc_kwargs):
+    """``@rpc_method("registry.declare_project")``: a nameko ``@rpc`` whose keyword
+    arguments are loaded through the contract's args schema and whose result is dumped
+    through its result schema. Expected errors travel back as their own classes."""
+
+    def decorator(fn):
+        contract_name = name or fn.__name__
+        args_schema, result_schema = contract(contract_name)
+
+        @functools.wraps(fn)
+        def wrapper(self, **kwargs):
+            data = load(args_schema, kwargs) if args_schema is not None else kwargs
+            result = fn(self, data)
+            if result_schema is None:
+                return result
+            if isinstance(result, list):
+                return [dump(result_schema, item) for item in result]
+            return dump(result_schema, result)
+
+        # nameko checks the call signature against the wrapped function; accept **kwargs
+        wrapper.__signature__ = None
+        del wrapper.__wrapped__
+        rpc_kwargs.setdefault("expected_exceptions", EXPECTED)
+        return rpc(**rpc_kwargs)(wrapper)
+
+    return decorator

@@ -1,0 +1,144 @@
+"""Event subscription with bounded retries and a dead-letter queue.
+
+nameko's ``event_handler`` acks and drops a message whose handler fails, and its
+``requeue_on_error`` redelivers in a hot loop. ``subscribe`` instead:
+
+* consumes from a **quorum queue** with ``x-delivery-limit``; a failing message is
+  returned to the queue after a growing pause, and after the limit the broker moves it
+  to the service's dead-letter exchange ``<service>.dlx`` → queue
+  ``<service>.dead-letters``, where ops can see and replay it (``runtime.deadletters``);
+* loads the envelope and the payload through their contracts; a payload that does not
+  fit is dead-lettered at once (retrying cannot fix it);
+* treats :class:`~runtime.db.AlreadyHandled` as success, so redeliveries are no-ops.
+"""
+import logging
+import time
+
+from kombu import Exchange, Queue
+from nameko import config
+from nameko.messaging import Consumer
+
+from contracts import ValidationFailed, load
+from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_for
+
+from .db import AlreadyHandled
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DELIVERY_LIMIT = 5
+
+
+def delivery_limit():
+    return int(config.get("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
+
+
+def queue_arguments(service_name, limit=None):
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": int(limit if limit is not None else delivery_limit()),
+        "x-dead-letter-exchange": f"{service_name}.dlx",
+    }
+
+
+def event_exchange(source):
+    return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
+
+
+def dead_letter_names(service_name):
+    return f"{service_name}.dlx", f"{service_name}.dead-letters"
+
+
+def declare_dead_letters(channel, service_name):
+    exchange, queue = dead_letter_names(service_name)
+    channel.exchange_declare(exchange, "fanout", durable=True, auto_delete=False)
+    channel.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(queue, exchange, routing_key="")
+
+
+def declare_subscription(channel, source, event_type, routing_key, subscriber, method, limit=None):
+    """Declare one subscriber queue and its binding on a raw amqp channel."""
+    declare_dead_letters(channel, subscriber)
+    channel.exchange_declare(f"{source}.events", "topic", durable=True, auto_delete=False)
+    name = queue_name(source, event_type, subscriber, method)
+    channel.queue_declare(name, durable=True, auto_delete=False, arguments=queue_arguments(subscriber, limit))
+    channel.queue_bind(name, f"{source}.events", routing_key=routing_key)
+
+
+def declare_topology_for_publisher(publisher, source, limit=None):
+    """Declare every queue that listens to ``source``'s events, so none is unroutable."""
+    for sub in SUBSCRIPTIONS:
+        if sub[0] == source:
+            declare_subscription(publisher.channel, *sub, limit=limit)
+
+
+class Subscribe(Consumer):
+    """``@subscribe(source, event_type, routing_key=None)``: the handler gets the envelope
+    dict with ``payload`` loaded through the event's contract."""
+
+    def __init__(self, source, event_type, routing_key=None, **kwargs):
+        self.source = source
+        self.event_type = event_type
+        self.routing_key = routing_key or event_type
+        kwargs.setdefault("prefetch_count", 16)
+        super().__init__(queue=None, requeue_on_error=True, **kwargs)
+
+    def setup(self):
+        service = self.container.service_name
+        known = [s for s in SUBSCRIPTIONS
+                 if s[:4] == (self.source, self.event_type, self.routing_key, service) and s[4] == self.method_name]
+        if not known:
+            raise RuntimeError(
+                f"subscription {self.source}.{self.event_type} → {service}.{self.method_name} "
+                "is not listed in contracts.events.SUBSCRIPTIONS"
+            )
+        dlx_name, dlq_name = dead_letter_names(service)
+        dlx = Exchange(dlx_name, type="fanout", durable=True, auto_delete=False)
+        self.dead_letter_queue = Queue(dlq_name, exchange=dlx, routing_key="", durable=True,
+                                       queue_arguments={"x-queue-type": "quorum"})
+        self.queue = Queue(
+            queue_name(self.source, self.event_type, service, self.method_name),
+            exchange=event_exchange(self.source),
+            routing_key=self.routing_key,
+            durable=True,
+            queue_arguments=queue_arguments(service),
+        )
+        super().setup()
+
+    def start(self):
+        # declare the dead-letter queue before consuming so nothing dead-letters into the void
+        from kombu import Connection
+        with Connection(self.amqp_uri) as conn:
+            self.dead_letter_queue.bind(conn.default_channel).declare()
+        super().start()
+
+    def handle_message(self, body, message):
+        try:
+            envelope = load(EnvelopeSchema, body)
+            envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
+        except (ValidationFailed, KeyError) as exc:
+            log.error("event refused by its contract; dead-lettered: %s", exc,
+                      extra={"event": self.event_type, "source": self.source})
+            self._dead_letter(message)
+            return
+        message._loaded_envelope = envelope
+        super().handle_message(envelope, message)
+
+    def _dead_letter(self, message):
+        if message.channel.connection:
+            message.reject(requeue=False)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None or isinstance(exc_info[1], AlreadyHandled):
+            if exc_info is not None:
+                log.info("duplicate event ignored", extra={"event": self.event_type})
+            self.consumer.ack_message(message)
+            return
+        deliveries = int(message.headers.get("x-delivery-count", 0) or 0)
+        log.warning("event handler failed (delivery %d): %s", deliveries + 1, exc_info[1],
+                    extra={"event": self.event_type, "source": self.source})
+        # a growing pause before the broker redelivers: no hot loop
+        time.sleep(min(0.2 * (2 ** deliveries), 5.0))
+        self.consumer.requeue_message(message)
+
+
+subscribe = Subscribe.decorator

@@ -1,0 +1,133 @@
+"""The runtime's delivery guarantees on the real RabbitMQ: outbox → event → inbox,
+duplicates ignored, failing handlers dead-lettered after a bounded number of tries,
+and events published before any consumer ever started are not lost."""
+import json
+
+import pytest
+from nameko import config
+from nameko.containers import ServiceContainer
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from runtime.db import DatabaseCore, runtime_tables
+from runtime.dependencies import Database
+from runtime.messaging import subscribe
+from tests.support import broker
+from tests.support.broker import wait_for
+
+pytestmark = pytest.mark.integration
+
+src_md = MetaData()
+runtime_tables(src_md)
+dst_md = MetaData()
+runtime_tables(dst_md)
+seen = Table("seen", dst_md, Column("id", Integer, primary_key=True), Column("code", String(64)))
+
+FAIL = {"codes": set()}
+
+
+def submitted(code):
+    app = {"name": "n", "kind": "build", "amount": 1, "year": 2026, "summary": "s"}
+    return {
+        "project": {"code": code, "jurisdiction": "jinjiang", "unit_id": "u", "unit_name": "U",
+                    "name": "n", "kind": "build", "amount": 1},
+        "application": app, "revision": 0, "declared_on": "2026-11-24",
+    }
+
+
+class Source:
+    name = "registry"
+    db = Database(src_md)
+
+
+class Sink:
+    name = "review"
+    db = Database(dst_md)
+
+    @subscribe("registry", "project_submitted")
+    def handle_project_submitted(self, event):
+        code = event["payload"]["project"]["code"]
+        if code in FAIL["codes"]:
+            raise RuntimeError("handler fails on purpose")
+        with self.db.transaction(event=event) as tx:
+            tx.session.execute(seen.insert().values(code=code))
+
+
+@pytest.fixture
+def cfg(vhost_uri, sqlite_url):
+    urls = {"registry": sqlite_url("registry"), "review": sqlite_url("review")}
+    with config.patch({"AMQP_URI": vhost_uri, "DATABASES": urls, "DELIVERY_LIMIT": 2,
+                       "OUTBOX_POLL_SECONDS": 0.2}):
+        yield urls
+
+
+def start(cls):
+    container = ServiceContainer(cls)
+    container.start()
+    return container
+
+
+def count_seen(url, code=None):
+    core = DatabaseCore(url, dst_md, "review")
+    with core.read() as s:
+        q = select(func.count()).select_from(seen)
+        if code:
+            q = q.where(seen.c.code == code)
+        return s.execute(q).scalar()
+
+
+def emit(container, code):
+    core = container.extensions  # noqa
+    db = next(e for e in container.extensions if isinstance(e, Database))
+    with db.core.transaction() as tx:
+        tx.emit("project_submitted", submitted(code), correlation_id=code)
+
+
+def test_event_published_before_the_consumer_ever_started_is_delivered(cfg):
+    source = start(Source)
+    emit(source, "C-1")
+    # the publisher declared the subscriber's queue: the event waits there
+    vhost = broker.vhost_of(config["AMQP_URI"])
+    wait_for(lambda: (broker.queue(vhost, "evt-registry-project_submitted--review.handle_project_submitted") or {})
+             .get("messages", 0) == 1, message="event waiting in the subscriber queue")
+    sink = start(Sink)
+    wait_for(lambda: count_seen(cfg["review"], "C-1") == 1, message="handler commit")
+    sink.stop()
+    source.stop()
+
+
+def test_a_redelivered_event_is_handled_once(cfg):
+    sink = start(Sink)
+    source = start(Source)
+    emit(source, "C-2")
+    wait_for(lambda: count_seen(cfg["review"], "C-2") == 1, message="first delivery")
+    # publish the very same envelope again, as a broker redelivery would
+    db = next(e for e in source.extensions if isinstance(e, Database))
+    with db.core.read() as s:
+        body = s.execute(select(db.core.outbox.c.body)).scalar()
+    envelope = json.loads(body)
+    from kombu import Connection, Exchange, Producer
+    with Connection(config["AMQP_URI"]) as conn:
+        Producer(conn).publish(envelope, exchange=Exchange("registry.events", type="topic", durable=True),
+                               routing_key="project_submitted", serializer="json")
+    import time
+    time.sleep(1.0)
+    assert count_seen(cfg["review"], "C-2") == 1
+    source.stop()
+    sink.stop()
+
+
+def test_a_failing_handler_dead_letters_after_the_delivery_limit(cfg):
+    FAIL["codes"].add("C-BAD")
+    sink = start(Sink)
+    source = start(Source)
+    emit(source, "C-BAD")
+    emit(source, "C-OK")
+    vhost = broker.vhost_of(config["AMQP_URI"])
+    wait_for(lambda: count_seen(cfg["review"], "C-OK") == 1, message="good event handled")
+    dlq = wait_for(lambda: (broker.queue(vhost, "review.dead-letters") or {}).get("messages", 0) >= 1,
+                   timeout=30, message="failed event in the dead-letter queue")
+    assert dlq
+    assert count_seen(cfg["review"], "C-BAD") == 0
+    FAIL["codes"].discard("C-BAD")
+    source.stop()
+    sink.stop()
