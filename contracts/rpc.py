@@ -8,7 +8,7 @@ import importlib
 
 from .enums import SERVICES
 
-_MODULES = [f"contracts.rpc_{name}" for name in SERVICES]
+_MODULES = ["contracts.rpc_desk"] + [f"contracts.rpc_{name}" for name in SERVICES + ("gateway",)]
 
 
 def _collect():
