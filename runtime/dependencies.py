@@ -41,12 +41,18 @@ class Database(DependencyProvider):
             self.core, config["AMQP_URI"],
             batch_size=int(config.get("OUTBOX_BATCH", 500)),
             poll_interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+            on_published=self._count_published,
         )
         if config.get("DECLARE_TOPOLOGY", True):
             def _declare(publisher):
                 declare_dead_letters(publisher.channel, service)
                 declare_topology_for_publisher(publisher, service)
             self.relay.before_publish.append(_declare)
+
+    def _count_published(self, rows):
+        from .metrics import EVENTS_PUBLISHED
+        for row in rows:
+            EVENTS_PUBLISHED.labels(self.container.service_name, row.event_type).inc()
 
     def start(self):
         self.core.migrate()

@@ -20,8 +20,12 @@ def create(backend, name, tmp_path):
         return f"sqlite:///{tmp_path}/{name}-{uuid.uuid4().hex[:8]}.db"
     if backend == "postgresql":
         dbname = f"t_{name}_{uuid.uuid4().hex[:10]}"
-        with _pg_admin() as conn, conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{dbname}"')
+        conn = _pg_admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{dbname}"')
+        finally:
+            conn.close()
         base = PG_ADMIN_URL.rsplit("/", 1)[0]
         return f"{base}/{dbname}".replace("postgresql://", "postgresql+psycopg2://", 1)
     raise ValueError(backend)

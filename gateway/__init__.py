@@ -1,0 +1,1 @@
+"""The shared front door: users, roles and tokens; HTTP JSON over the agencies' RPC."""

@@ -1,0 +1,66 @@
+"""Passwords, tokens and roles (plain Python)."""
+import base64
+import dataclasses
+import hashlib
+import hmac
+import secrets
+
+from contracts import Forbidden
+
+SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1, "dklen": 32}
+
+
+def hash_password(password):
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, **SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def verify_password(password, stored):
+    try:
+        scheme, salt_b64, digest_b64 = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt_b64), **SCRYPT)
+    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+
+
+def new_token():
+    """(token given to the user, hash kept by the gateway)."""
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def token_hash(token):
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+    role: str
+    unit_id: str = None
+    unit_name: str = None
+    agency: str = None
+
+    def public(self):
+        return dataclasses.asdict(self)
+
+
+def require_role(principal, roles):
+    if principal.role not in roles:
+        raise Forbidden(
+            message_zh=f"当前角色（{principal.role}）无权执行此操作，需要：{'/'.join(roles)}",
+            message_en=f"role {principal.role} may not do this; needs one of {', '.join(roles)}",
+            rule="role",
+        )
+
+
+def require_own_project(principal, project):
+    """A unit sees only its own projects."""
+    if principal.role == "unit" and project.get("unit_id") != principal.unit_id:
+        raise Forbidden(message_zh="只能查看和操作本单位的项目", message_en="a unit sees only its own projects",
+                        rule="own_unit")
