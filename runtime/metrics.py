@@ -64,3 +64,18 @@ def _outbox(container):
             count, age = dep.relay.pending()
             OUTBOX_PENDING.labels(container.service_name).set(count)
             OUTBOX_OLDEST_AGE.labels(container.service_name).set(age)
+
+
+# ---- domain gauges (each owning service sets its own; the names are shared) --------------
+PROJECTS = Gauge("govpm_projects", "Projects in the registry ledger by jurisdiction, state and pool.",
+                 ["jurisdiction", "state", "pool"], registry=REGISTRY)
+OPINIONS_PENDING = Gauge("govpm_opinions_pending", "Opinion requests not yet answered, by agency and timeliness.",
+                         ["service", "agency", "timeliness"], registry=REGISTRY)  # timeliness: on_time | overdue
+OPINION_OLDEST_AGE = Gauge("govpm_opinion_pending_oldest_age_seconds", "Age of the oldest unanswered opinion request.",
+                           ["service", "agency"], registry=REGISTRY)
+ITEMS_DUE = Gauge("govpm_items_due", "Deadlines not yet met and not yet passed, by kind.",
+                  ["service", "kind"], registry=REGISTRY)
+ITEMS_OVERDUE = Gauge("govpm_items_overdue", "Deadlines passed without the item being done, by kind.",
+                      ["service", "kind"], registry=REGISTRY)
+HOLDS_IN_FORCE = Gauge("govpm_holds_in_force", "Sanction holds in force, by kind.",
+                       ["service", "kind"], registry=REGISTRY)
