@@ -128,6 +128,14 @@ def test_a_failing_handler_dead_letters_after_the_delivery_limit(cfg):
                    timeout=30, message="failed event in the dead-letter queue")
     assert dlq
     assert count_seen(cfg["review"], "C-BAD") == 0
+    # ops see it, fix the cause, and replay it to the queue it came from
+    from runtime.deadletters import list_dead_letters, replay
+    listed = wait_for(lambda: list_dead_letters(config["AMQP_URI"], "review"), message="dead letter listed")
+    assert listed[0]["correlation_id"] == "C-BAD"
+    assert listed[0]["from_queue"] == "evt-registry-project_submitted--review.handle_project_submitted"
     FAIL["codes"].discard("C-BAD")
+    assert len(replay(config["AMQP_URI"], "review", event_id=listed[0]["event_id"])) == 1
+    wait_for(lambda: count_seen(cfg["review"], "C-BAD") == 1, message="replayed event handled")
+    assert list_dead_letters(config["AMQP_URI"], "review") == []
     source.stop()
     sink.stop()
