@@ -143,12 +143,12 @@ class ApplicationSchema(ContractSchema):
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100, error=rule_message("range", "年度必须在 2000 到 2100 之间", "Year must be between 2000 and 2100.")))
     summary = text(4000)  # 建设目标与内容
     basis = fields.String(load_default="")  # 建设依据
-    flags = fields.Nested(FlagsSchema, load_default=dict)
-    facts = fields.Nested(IntakeFactsSchema, load_default=dict)
+    flags = fields.Nested(FlagsSchema, load_default=lambda: FlagsSchema().load({}))
+    facts = fields.Nested(IntakeFactsSchema, load_default=lambda: IntakeFactsSchema().load({}))
     funding = fields.Nested(FundingSchema, load_default=None, allow_none=True)
-    security_plan = fields.Nested(SecurityPlanSchema, load_default=dict)
-    crypto_plan = fields.Nested(CryptoPlanSchema, load_default=dict)
-    xinchuang = fields.Nested(XinchuangSchema, load_default=dict)
+    security_plan = fields.Nested(SecurityPlanSchema, load_default=lambda: SecurityPlanSchema().load({}))
+    crypto_plan = fields.Nested(CryptoPlanSchema, load_default=lambda: CryptoPlanSchema().load({}))
+    xinchuang = fields.Nested(XinchuangSchema, load_default=lambda: XinchuangSchema().load({}))
     grading = fields.Nested(GradingInputSchema, load_default=None, allow_none=True)
     estimate = fields.List(fields.Nested(EstimateLineSchema), load_default=list)
     catalog = fields.List(fields.Nested(CatalogEntrySchema), load_default=list)

@@ -3,7 +3,7 @@ import dataclasses
 import functools
 import re
 
-from nameko.web.handlers import http
+from runtime.web import http
 
 ROUTES = []
 

@@ -74,7 +74,11 @@ def make_engine(url, **kwargs):
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers take the write lock up front (no upgrade deadlocks); readers do not
+            if conn.get_execution_options().get("readonly"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -129,6 +133,7 @@ class DatabaseCore:
         # SQLite allows one writer; a green lock keeps writers from blocking the hub
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         self.after_commit = []  # callbacks, e.g. waking the outbox relay
@@ -188,7 +193,7 @@ class DatabaseCore:
     @contextlib.contextmanager
     def read(self):
         """A read-only session (no write lock; WAL readers do not block)."""
-        session = self.sessionmaker()
+        session = self.read_sessionmaker()
         try:
             yield session
         finally:

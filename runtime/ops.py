@@ -11,7 +11,7 @@ import logging
 import time
 
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import http
+from runtime.web import http
 from werkzeug.wrappers import Response
 
 from . import logs
