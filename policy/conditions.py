@@ -9,12 +9,14 @@ A condition is a small mapping:
 * ``{gt: {field: "facts.unit_system_count_delta", value: 0}}``: a numeric field
   (dotted path into the application) is greater than a value;
 * ``{missing: "funding"}``: a field is absent, null, false or empty;
+* ``{in: {field: "funding.source", values: [budget, bond]}}``: a field (dotted path)
+  equals one of the values (absent → false);
 * ``{all: [..]}``, ``{any: [..]}``, ``{not: {..}}``.
 """
 from decimal import Decimal
 
 FLAG_NAMES = {"urgent", "mandated", "planned", "emergency", "classified", "in_reserve_pool", "in_rolling_pool", "simple"}
-OPERATORS = {"threshold", "flag", "not_flag", "kind", "fact", "not_fact", "gt", "missing", "all", "any", "not"}
+OPERATORS = {"threshold", "flag", "not_flag", "kind", "fact", "not_fact", "gt", "missing", "in", "all", "any", "not"}
 
 
 def resolve(project, path):
@@ -65,6 +67,9 @@ def check_condition(cond, thresholds, path="when"):
         raise ConditionError(f"{path}.gt: needs {{field, value}}")
     if op == "missing" and not isinstance(arg, str):
         raise ConditionError(f"{path}.missing: needs a field path")
+    if op == "in" and not (isinstance(arg, dict) and set(arg) == {"field", "values"}
+                           and isinstance(arg["field"], str) and isinstance(arg["values"], list) and arg["values"]):
+        raise ConditionError(f"{path}.in: needs {{field, values}} with a non-empty list of values")
 
 
 def evaluate(cond, project, thresholds):
@@ -89,6 +94,9 @@ def evaluate(cond, project, thresholds):
         return value is not None and Decimal(value) > Decimal(arg["value"])
     if op == "missing":
         return not resolve(project, arg)
+    if op == "in":
+        value = resolve(project, arg["field"])
+        return value is not None and value in arg["values"]
     if op == "all":
         return all(evaluate(c, project, thresholds) for c in arg)
     if op == "any":

@@ -25,6 +25,22 @@ class ProfileError(ValueError):
     pass
 
 
+# Automatic checks the agency services run. A profile names the article behind each
+# check that its jurisdiction has; a check with no article in the profile cites the
+# opinion request's article instead.
+CHECK_KEYS = {
+    # registry (data bureau)
+    "pre_review", "yearly_plan", "technical_review", "data_sharing", "catalog", "declaration_window",
+    # security (cyberspace, secrecy, cryptography)
+    "security_plan", "isolated_system", "gov_cloud", "crypto_plan", "crypto_domestic_algorithms",
+    "crypto_evaluation", "xinchuang_statement", "xinchuang_products",
+    # filing (public security)
+    "grading", "dengbao_test",
+    # budget (finance)
+    "funding_source", "funding_amount", "cost_review",
+}
+
+
 def _cite(required=True):
     return fields.String(
         required=required,
@@ -125,12 +141,20 @@ class DecisionLevelSchema(_Strict):
     cite = _cite()
 
 
+class PoolChoiceSchema(_Strict):
+    pool = fields.String(required=True, validate=validate.OneOf(list(POOLS)))
+    cite = _cite()
+
+
 class DecisionSchema(_Strict):
     sign = fields.String(required=True, validate=validate.OneOf(["auto", "officer"]))
     document_prefix = fields.String(required=True)  # 批复文号 prefix, e.g. 锦发改审
     levels = fields.List(fields.Nested(DecisionLevelSchema), required=True, validate=validate.Length(min=1))
     pool = fields.String(required=True, validate=validate.OneOf(list(POOLS)))
     pool_cite = _cite()
+    # a kind whose approved projects go to another pool (e.g. bazhong art. 25: O&M → 运行库)
+    pool_by_kind = fields.Dict(keys=fields.String(validate=validate.OneOf(list(PROJECT_KINDS))),
+                               values=fields.Nested(PoolChoiceSchema), load_default=dict)
     cite = _cite()
 
 
@@ -169,6 +193,8 @@ class ProfileSchema(_Strict):
     decision = fields.Nested(DecisionSchema, required=True)
     funding_on_approval = fields.List(fields.Nested(FundingOnApprovalSchema), required=True)
     parameters = fields.Dict(keys=fields.String(), values=fields.Nested(Cited), load_default=dict)
+    # the article behind each automatic check an agency service runs (see CHECK_KEYS)
+    citations = fields.Dict(keys=fields.String(), values=_cite(), load_default=dict)
 
 
 class Profile:
@@ -189,8 +215,17 @@ class Profile:
         entry = self.data["agencies"].get(agency)
         return entry["name"] if entry else agency
 
-    def parameter(self, name):
-        return self.data["parameters"][name]["value"]
+    def parameter(self, name, default=None):
+        entry = self.data["parameters"].get(name)
+        return entry["value"] if entry else default
+
+    def parameter_cite(self, name):
+        entry = self.data["parameters"].get(name)
+        return entry["cite"] if entry else None
+
+    def cite(self, check_key, fallback=None):
+        """The article behind an automatic check in this jurisdiction."""
+        return self.data["citations"].get(check_key) or fallback
 
     def pipeline(self, kind):
         return self.data["pipelines"][kind]
@@ -211,6 +246,14 @@ class Profile:
             if evaluate(level.get("when"), project, self.thresholds):
                 return level
         raise ProfileError(f"{self.key}: no decision level matches")
+
+    def approval_pool(self, project):
+        """(pool, cite) an approved project goes to: ``decision.pool_by_kind`` else ``decision.pool``."""
+        decision = self.data["decision"]
+        choice = decision["pool_by_kind"].get(project["kind"])
+        if choice:
+            return choice["pool"], choice["cite"]
+        return decision["pool"], decision["pool_cite"]
 
     def intake_findings(self, project):
         """The intake rules that fire for this project."""
@@ -290,6 +333,9 @@ def _check_semantics(data, source):
         raise ProfileError(f"{source}: experts: failures_before_bar and bar_months go together")
     if exp.get("failures_before_bar") is not None and not exp.get("bar_cite"):
         raise ProfileError(f"{source}: experts: bar_cite is required with failures_before_bar")
+    unknown = set(data["citations"]) - CHECK_KEYS
+    if unknown:
+        raise ProfileError(f"{source}: citations: unknown check keys {sorted(unknown)}")
     if "drc" not in data["agencies"]:
         raise ProfileError(f"{source}: agencies.drc is required (the approving body)")
 
