@@ -1,0 +1,249 @@
+"""Persistence of the registry: the ledger, its history, code counters and the catalog.
+
+Functions take a SQLAlchemy session (from ``db.transaction()`` or ``db.read()``) and
+speak in plain dicts; the use cases decide, these only read and write.
+"""
+import datetime as dt
+import json
+
+from sqlalchemy import func, insert, select, update
+
+from contracts import NotFound
+from contracts.enums import POOLS, PROJECT_KINDS, PROJECT_STATES
+from contracts.rpc_registry import SYSTEM_STATUSES
+from runtime.db import utcnow
+
+from .models import code_counters, project_history, projects, systems
+
+
+def _iso(value):
+    return value.isoformat() + "Z" if isinstance(value, dt.datetime) else value
+
+
+def _json(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- code counters -----------------------------------------------------------------
+
+def next_sequence(session, year, admin_code):
+    """The next sequence number for (year, admin code), taken inside the caller's
+    transaction. One statement: INSERT .. ON CONFLICT DO UPDATE .. RETURNING, which
+    row-locks the counter on PostgreSQL until the transaction ends."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    else:  # pragma: no cover - the suite runs on SQLite and PostgreSQL
+        return _next_sequence_portable(session, year, admin_code)
+    stmt = upsert(code_counters).values(year=year, admin_code=admin_code, last=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[code_counters.c.year, code_counters.c.admin_code],
+        set_={"last": code_counters.c.last + 1},
+    ).returning(code_counters.c.last)
+    return session.execute(stmt).scalar_one()
+
+
+def _next_sequence_portable(session, year, admin_code):  # pragma: no cover
+    where = (code_counters.c.year == year) & (code_counters.c.admin_code == admin_code)
+    last = session.execute(select(code_counters.c.last).where(where).with_for_update()).scalar()
+    if last is None:
+        session.execute(insert(code_counters).values(year=year, admin_code=admin_code, last=1))
+        return 1
+    session.execute(update(code_counters).where(where).values(last=last + 1))
+    return last + 1
+
+
+# ---- projects ----------------------------------------------------------------------
+
+SUMMARY_COLUMNS = [c for c in projects.c if c.name != "application"]
+
+
+def insert_project(session, values):
+    now = utcnow()
+    row = dict(values)
+    row["intake_findings"] = _json(row.get("intake_findings") or [])
+    row["application"] = _json(row["application"])
+    row["reasons"] = _json(row.get("reasons") or [])
+    row.setdefault("revision", 0)
+    row.setdefault("returns", 0)
+    row["created_at"] = now
+    row["updated_at"] = now
+    session.execute(insert(projects).values(**row))
+
+
+def update_project(session, code, **values):
+    for key in ("intake_findings", "application", "reasons", "approval_conditions"):
+        if key in values and not isinstance(values[key], str) and values[key] is not None:
+            values[key] = _json(values[key])
+    values["updated_at"] = utcnow()
+    session.execute(update(projects).where(projects.c.code == code).values(**values))
+
+
+def lock_project(session, code):
+    """The project row for an update (row-locked on PostgreSQL), or NotFound."""
+    row = session.execute(select(projects).where(projects.c.code == code).with_for_update()).first()
+    if row is None:
+        raise not_found(code)
+    return row
+
+
+def find_project(session, code):
+    return session.execute(select(projects).where(projects.c.code == code)).first()
+
+
+def not_found(code):
+    return NotFound(message_zh=f"项目 {code} 不存在", message_en=f"project {code} not found", field="code")
+
+
+def summary(row):
+    """A ledger row as ProjectSummarySchema wants it."""
+    approval = None
+    if row.approval_document_no:
+        approval = {
+            "document_no": row.approval_document_no,
+            "amount": row.approval_amount,
+            "decision_body": row.approval_decision_body,
+            "approved_on": row.approved_on,
+            "conditions": json.loads(row.approval_conditions or "[]"),
+        }
+    return {
+        "code": row.code,
+        "jurisdiction": row.jurisdiction,
+        "unit_id": row.unit_id,
+        "unit_name": row.unit_name,
+        "name": row.name,
+        "kind": row.kind,
+        "kind_name": PROJECT_KINDS.get(row.kind, row.kind),
+        "amount": row.amount,
+        "year": row.year,
+        "state": row.state,
+        "state_name": PROJECT_STATES.get(row.state, row.state),
+        "pool": row.pool,
+        "pool_name": POOLS.get(row.pool) if row.pool else None,
+        "revision": row.revision,
+        "declared_on": row.declared_on,
+        "batch": row.batch,
+        "batch_name": row.batch_name,
+        "stage": row.stage,
+        "stage_name": row.stage_name,
+        "intake_findings": json.loads(row.intake_findings),
+        "returns": row.returns,
+        "reasons": json.loads(row.reasons),
+        "barred_until": row.barred_until,
+        "approval": approval,
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def view(row):
+    """A ledger row as ProjectViewSchema wants it (with the application)."""
+    out = summary(row)
+    out["application"] = json.loads(row.application)
+    return out
+
+
+def get_view(session, code):
+    row = find_project(session, code)
+    if row is None:
+        raise not_found(code)
+    return view(row)
+
+
+def list_summaries(session, unit_id=None, state=None, pool=None, limit=50, offset=0):
+    """A page of the ledger, newest first, and the total that matches the filter.
+    Each filter combination has an index ending in ``id`` (see models)."""
+    where = []
+    if unit_id:
+        where.append(projects.c.unit_id == unit_id)
+    if state:
+        where.append(projects.c.state == state)
+    if pool:
+        where.append(projects.c.pool == pool)
+    page = select(*SUMMARY_COLUMNS).where(*where).order_by(projects.c.id.desc()).limit(limit).offset(offset)
+    total = session.execute(select(func.count()).select_from(projects).where(*where)).scalar_one()
+    items = [summary(row) for row in session.execute(page)]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+# ---- history -----------------------------------------------------------------------
+
+def add_history(session, code, entries):
+    """Append history entries (dicts from the domain) in order."""
+    if not entries:
+        return
+    now = utcnow()
+    session.execute(insert(project_history), [
+        {"code": code, "at": now, **entry} for entry in entries
+    ])
+
+
+def history(session, code):
+    if find_project(session, code) is None:
+        raise not_found(code)
+    rows = session.execute(
+        select(project_history).where(project_history.c.code == code).order_by(project_history.c.id)
+    )
+    return [{
+        "at": _iso(row.at),
+        "kind": row.kind,
+        "from_value": row.from_value,
+        "to_value": row.to_value,
+        "note_zh": row.note_zh,
+        "note_en": row.note_en,
+        "cite": row.cite,
+    } for row in rows]
+
+
+# ---- system catalog ----------------------------------------------------------------
+
+def system_record(row):
+    return {
+        "id": row.id,
+        "unit_id": row.unit_id,
+        "name": row.name,
+        "project_code": row.project_code,
+        "status": row.status,
+        "status_name": SYSTEM_STATUSES.get(row.status, row.status),
+        "registered_at": _iso(row.registered_at),
+        "cite": row.cite,
+    }
+
+
+def find_system(session, unit_id=None, name=None, project_code=None):
+    query = select(systems)
+    if project_code is not None:
+        query = query.where(systems.c.project_code == project_code)
+    if unit_id is not None:
+        query = query.where(systems.c.unit_id == unit_id)
+    if name is not None:
+        query = query.where(systems.c.name == name)
+    return session.execute(query.order_by(systems.c.id)).first()
+
+
+def insert_system(session, unit_id, name, project_code, status, cite):
+    now = utcnow()
+    result = session.execute(insert(systems).values(
+        unit_id=unit_id, name=name, project_code=project_code, status=status, cite=cite,
+        registered_at=now, updated_at=now,
+    ))
+    return result.inserted_primary_key[0]
+
+
+def update_system(session, system_id, **values):
+    values["updated_at"] = utcnow()
+    session.execute(update(systems).where(systems.c.id == system_id).values(**values))
+
+
+def get_system(session, system_id):
+    return system_record(session.execute(select(systems).where(systems.c.id == system_id)).one())
+
+
+def list_systems(session, unit_id=None, project_code=None, limit=500):
+    query = select(systems).order_by(systems.c.id).limit(limit)
+    if unit_id:
+        query = query.where(systems.c.unit_id == unit_id)
+    if project_code:
+        query = query.where(systems.c.project_code == project_code)
+    return [system_record(row) for row in session.execute(query)]

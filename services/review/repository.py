@@ -1,0 +1,134 @@
+"""Persistence of the review service: cases, the pending-opinion index, the expert pool
+and the yearly numbering of approval documents. Works inside one session (one
+transaction of :class:`runtime.db.DatabaseCore`)."""
+import json
+import uuid
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from runtime.db import utcnow
+
+from .models import case_opinions, cases, document_numbers, experts
+
+
+def _dumps(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class ReviewRepository:
+    def __init__(self, session):
+        self.session = session
+
+    # -- cases ---------------------------------------------------------------------------
+    def get_case(self, code, *, for_update=False):
+        query = select(cases.c.body).where(cases.c.code == code)
+        if for_update:
+            query = query.with_for_update()
+        body = self.session.execute(query).scalar()
+        return json.loads(body) if body is not None else None
+
+    def save_case(self, case, *, new=False):
+        values = dict(
+            jurisdiction=case["jurisdiction"],
+            unit_id=case["unit_id"],
+            name=case["name"],
+            kind=case["kind"],
+            amount=case["amount"],
+            state=case["state"],
+            current_stage=case.get("current_stage"),
+            revision=case["revision"],
+            returns=case["returns"],
+            expert_failures=case["expert_failures"],
+            barred_until=case.get("barred_until"),
+            document_no=(case.get("approval") or {}).get("document_no"),
+            body=_dumps(case),
+            updated_at=utcnow(),
+        )
+        if new:
+            self.session.execute(insert(cases).values(code=case["code"], created_at=utcnow(), **values))
+        else:
+            self.session.execute(update(cases).where(cases.c.code == case["code"]).values(**values))
+        self._index_opinions(case)
+
+    def list_cases(self, *, state=None, unit_id=None, limit=50, offset=0):
+        query = select(cases.c.body).order_by(cases.c.updated_at.desc(), cases.c.code).limit(limit).offset(offset)
+        if state:
+            query = query.where(cases.c.state == state)
+        if unit_id:
+            query = query.where(cases.c.unit_id == unit_id)
+        return [json.loads(body) for body in self.session.execute(query).scalars()]
+
+    # -- pending opinions ----------------------------------------------------------------
+    def _index_opinions(self, case):
+        """Keep ``case_opinions`` in step with the opinions of the case's current round."""
+        current = {}
+        for stage in case["stages"]:
+            for opinion in stage["opinions"]:
+                current[opinion["request_id"]] = (stage, opinion)
+        known = {row.request_id: row.status for row in self.session.execute(
+            select(case_opinions.c.request_id, case_opinions.c.status).where(case_opinions.c.code == case["code"])
+        )}
+        for request_id, (stage, opinion) in current.items():
+            if request_id not in known:
+                self.session.execute(insert(case_opinions).values(
+                    request_id=request_id, code=case["code"], project_name=case["name"], unit_id=case["unit_id"],
+                    stage=stage["key"], stage_name=stage["name"], agency=opinion["agency"],
+                    agency_name=opinion["agency_name"], subject=opinion["subject"], sign=opinion["sign"],
+                    status=opinion["status"], requested_on=opinion["requested_on"], due_on=opinion["due_on"],
+                    cite=opinion["cite"],
+                ))
+            elif known[request_id] != opinion["status"]:
+                self.session.execute(update(case_opinions).where(case_opinions.c.request_id == request_id)
+                                     .values(status=opinion["status"]))
+        stale = [rid for rid, status in known.items() if status == "requested" and rid not in current]
+        if stale:
+            self.session.execute(update(case_opinions).where(case_opinions.c.request_id.in_(stale))
+                                 .values(status="withdrawn"))
+
+    def pending_opinions(self, *, code=None, agency=None):
+        query = select(case_opinions).where(case_opinions.c.status == "requested") \
+            .order_by(case_opinions.c.due_on, case_opinions.c.request_id)
+        if code:
+            query = query.where(case_opinions.c.code == code)
+        if agency:
+            query = query.where(case_opinions.c.agency == agency)
+        return [dict(row._mapping) for row in self.session.execute(query)]
+
+    # -- experts -------------------------------------------------------------------------
+    def experts(self, *, include_inactive=False):
+        query = select(experts).order_by(experts.c.expert_id)
+        if not include_inactive:
+            query = query.where(experts.c.active.is_(True))
+        return [self._expert(row) for row in self.session.execute(query)]
+
+    @staticmethod
+    def _expert(row):
+        return {"expert_id": row.expert_id, "name": row.name, "unit_id": row.unit_id, "field": row.field,
+                "directed": bool(row.directed), "active": bool(row.active)}
+
+    def add_expert(self, *, name, unit_id, field, directed=False, expert_id=None, active=True):
+        expert_id = expert_id or f"EXP-{uuid.uuid4().hex[:10]}"
+        self.session.execute(insert(experts).values(
+            expert_id=expert_id, name=name, unit_id=unit_id, field=field, directed=bool(directed),
+            active=bool(active), created_at=utcnow(),
+        ))
+        return {"expert_id": expert_id, "name": name, "unit_id": unit_id, "field": field,
+                "directed": bool(directed), "active": bool(active)}
+
+    def count_experts(self):
+        return self.session.execute(select(func.count()).select_from(experts)).scalar()
+
+    # -- numbering -----------------------------------------------------------------------
+    def next_document_number(self, year):
+        """The next number of ``year``'s approval documents, under a row lock."""
+        try:
+            with self.session.begin_nested():
+                self.session.execute(insert(document_numbers).values(year=year, last=0))
+        except IntegrityError:
+            pass  # the year's row exists already
+        last = self.session.execute(
+            select(document_numbers.c.last).where(document_numbers.c.year == year).with_for_update()
+        ).scalar()
+        self.session.execute(update(document_numbers).where(document_numbers.c.year == year).values(last=last + 1))
+        return last + 1

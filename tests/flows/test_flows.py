@@ -1,0 +1,102 @@
+"""Cross-agency flows: every service running, driven through the HTTP API as people would."""
+import pytest
+
+from scripts.demo import AMOUNTS, Walker, application
+from tests.flows.conftest import ADMIN_PASSWORD
+from tests.support.broker import wait_for
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.mark.parametrize("jurisdiction", ["sichuan", "bazhong", "jinjiang", "guangyuan", "dalate"])
+def test_a_project_goes_from_declaration_to_approval(start_suite, jurisdiction):
+    suite = start_suite(jurisdiction)
+    walker = Walker(jurisdiction, suite.base_url, ADMIN_PASSWORD)
+    project = walker.declare(application(jurisdiction, AMOUNTS[jurisdiction]))
+    assert project["state"] == "in_approval"
+    case = walker.drive(project["code"])
+    assert case["state"] == "approved"
+    assert case["approval"]["document_no"]
+    final = walker.api.req("GET", f"/api/v1/projects/{project['code']}", walker.unit)
+    assert final["state"] == "approved"
+    assert final["pool"] == case["approval"].get("pool", final["pool"])
+    history = walker.api.req("GET", f"/api/v1/projects/{project['code']}/history", walker.unit)["items"]
+    kinds = {h["kind"] for h in history}
+    assert {"declared", "stage", "state"} <= kinds
+    # every stage of this jurisdiction's pipeline was passed or skipped, each with its article
+    for stage in case["stages"]:
+        assert stage["status"] in ("passed", "skipped"), stage
+        assert stage["cite"].startswith(jurisdiction) or stage["cite"].startswith("our reading")
+
+
+def test_a_refused_declaration_cites_its_article_and_starts_nothing(start_suite):
+    suite = start_suite("sichuan")
+    walker = Walker("sichuan", suite.base_url, ADMIN_PASSWORD)
+    app = application("sichuan", 3_000_000, facts={"new_datacenter": True})
+    project = walker.declare(app)
+    assert project["state"] == "intake_refused"
+    assert any(f["cite"].startswith("sichuan art. 8") for f in project["intake_findings"])
+    resp = walker.api.session.get(f"{suite.base_url}/api/v1/projects/{project['code']}/case",
+                                  headers={"Authorization": f"Bearer {walker.unit}"})
+    assert resp.status_code == 404
+
+
+def test_a_rejected_opinion_returns_the_project_and_a_revision_resumes_it(start_suite):
+    suite = start_suite("jinjiang")
+    walker = Walker("jinjiang", suite.base_url, ADMIN_PASSWORD)
+    app = application("jinjiang", 600_000, crypto_plan={"present": True, "algorithms": ["RSA"]})
+    project = walker.declare(app)
+    case = walker.drive(project["code"], stop_on_return=True)
+    assert case["state"] == "returned"
+    registry_view = walker.api.req("GET", f"/api/v1/projects/{project['code']}", walker.unit)
+    assert registry_view["state"] == "returned"
+    app["crypto_plan"] = {"present": True, "algorithms": ["SM2", "SM3", "SM4"], "evaluation_planned": True}
+    revised = walker.api.req("PUT", f"/api/v1/projects/{project['code']}/application", walker.unit,
+                             json={"application": app})
+    assert revised["revision"] == 1
+    case = walker.drive(project["code"])
+    assert case["state"] == "approved"
+    assert case["returns"] == 1
+
+
+def test_a_unit_sees_only_its_own_projects_and_an_officer_signs_only_for_their_agency(start_suite):
+    suite = start_suite("jinjiang")
+    walker = Walker("jinjiang", suite.base_url, ADMIN_PASSWORD)
+    project = walker.declare(application("jinjiang", AMOUNTS["jinjiang"]))
+    other = walker.user("jinjiang-unit-b", "unit", unit_id="JINJIANG-U002", unit_name="乙单位")
+    resp = walker.api.session.get(f"{suite.base_url}/api/v1/projects/{project['code']}",
+                                  headers={"Authorization": f"Bearer {other}"})
+    assert resp.status_code == 403
+    listed = walker.api.req("GET", "/api/v1/projects", other)
+    assert listed["total"] == 0
+    # the pre-review waits for the data bureau's officer; the cyberspace officer cannot sign it
+    pending = wait_for(lambda: walker.api.req("GET", "/api/v1/inbox", walker.officers["data_bureau"])["items"],
+                       message="pre-review in the data bureau's inbox")
+    resp = walker.api.session.post(f"{suite.base_url}/api/v1/inbox/{pending[0]['request_id']}/sign",
+                                   headers={"Authorization": f"Bearer {walker.officers['cac']}"}, json={})
+    assert resp.status_code in (403, 404)
+
+
+def test_an_agency_killed_mid_pipeline_answers_when_it_comes_back(start_suite):
+    suite = start_suite("jinjiang")
+    walker = Walker("jinjiang", suite.base_url, ADMIN_PASSWORD)
+    suite.kill("filing")
+    project = walker.declare(application("jinjiang", AMOUNTS["jinjiang"]))
+    code = project["code"]
+
+    def at_joint_review():
+        case = walker.api.req("GET", f"/api/v1/projects/{code}/case", walker.unit)
+        stage = next((s for s in case["stages"] if s["key"] == case["current_stage"]), None)
+        if stage and stage["type"] != "opinions" or stage and stage["key"] != "joint_review":
+            walker.act(code, case, stage)
+            return False
+        if stage:
+            walker.act(code, case, stage)  # sign what waits for an officer
+        return stage is not None and stage["key"] == "joint_review" and any(
+            op["agency"] == "public_security" and op["status"] != "issued" for op in stage["opinions"])
+
+    wait_for(at_joint_review, timeout=60, interval=0.3, message="joint review waiting for public security")
+    # the request waits in filing's queue while filing is down
+    suite.start("filing")
+    case = walker.drive(code)
+    assert case["state"] == "approved"
