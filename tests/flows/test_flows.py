@@ -80,23 +80,37 @@ def test_a_unit_sees_only_its_own_projects_and_an_officer_signs_only_for_their_a
 def test_an_agency_killed_mid_pipeline_answers_when_it_comes_back(start_suite):
     suite = start_suite("jinjiang")
     walker = Walker("jinjiang", suite.base_url, ADMIN_PASSWORD)
-    suite.kill("filing")
     project = walker.declare(application("jinjiang", AMOUNTS["jinjiang"]))
     code = project["code"]
 
-    def at_joint_review():
-        case = walker.api.req("GET", f"/api/v1/projects/{code}/case", walker.unit)
-        stage = next((s for s in case["stages"] if s["key"] == case["current_stage"]), None)
-        if stage and stage["type"] != "opinions" or stage and stage["key"] != "joint_review":
-            walker.act(code, case, stage)
+    def step(until):
+        """Act as everyone on the current stage; true once ``until(case, stage)`` holds."""
+        case = walker.api.req("GET", f"/api/v1/projects/{code}/case", walker.unit, expect=(200, 404))
+        if case.get("error"):
             return False
-        if stage:
-            walker.act(code, case, stage)  # sign what waits for an officer
-        return stage is not None and stage["key"] == "joint_review" and any(
-            op["agency"] == "public_security" and op["status"] != "issued" for op in stage["opinions"])
+        stage = next((s for s in case["stages"] if s["key"] == case["current_stage"]), None)
+        if stage is None:
+            return False
+        if until(case, stage):
+            return True
+        walker.act(code, case, stage)
+        return False
 
-    wait_for(at_joint_review, timeout=60, interval=0.3, message="joint review waiting for public security")
-    # the request waits in filing's queue while filing is down
+    # the pipeline is under way (past the pre-review) when public security goes down
+    wait_for(lambda: step(lambda case, stage: stage["key"] != "pre_review"), timeout=60, interval=0.3,
+             message="past the pre-review")
+    suite.kill("filing")
+    waiting = wait_for(lambda: step(lambda case, stage: stage["key"] == "joint_review" and any(
+        op["agency"] == "public_security" and op["status"] != "issued" for op in stage["opinions"])
+        and all(op["status"] == "issued" for op in stage["opinions"] if op["agency"] != "public_security")),
+        timeout=60, interval=0.3, message="joint review waiting only for public security")
+    assert waiting
+    # the request waits in filing's queue while filing is down ...
+    from tests.support import broker
+    queue = "evt-review-opinion_requested--filing.handle_opinion_requested"
+    wait_for(lambda: (broker.queue(broker.vhost_of(suite.amqp_uri), queue) or {}).get("messages", 0) >= 1,
+             timeout=30, message="the opinion request waiting in filing's queue")
+    # ... and is answered when filing comes back; the project goes on to approval
     suite.start("filing")
     case = walker.drive(code)
     assert case["state"] == "approved"
