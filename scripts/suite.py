@@ -27,6 +27,8 @@ VAR = os.path.join(ROOT, "var")
 STATE = os.path.join(VAR, "suite.json")
 ALL = ["sichuan", "bazhong", "jinjiang", "guangyuan", "dalate"]
 SERVICES = ["registry", "review", "budget", "security", "filing"]
+CLASSES = {"registry": "RegistryService", "review": "ReviewService", "budget": "BudgetService",
+           "security": "SecurityService", "filing": "FilingService"}
 NAMEKO = os.path.join(ROOT, ".venv", "bin", "nameko")
 
 HOST = os.environ.get("RABBIT_HOST", "127.0.0.1")
@@ -99,7 +101,7 @@ def admin_password():
 def spawn(name, module, config, env, log_path):
     full_env = dict(os.environ)
     full_env.update(env)
-    full_env.setdefault("PYTHONWARNINGS", "ignore")
+    full_env["PYTHONWARNINGS"] = "ignore"
     log = open(log_path, "ab")
     proc = subprocess.Popen(
         [NAMEKO, "run", module, "--config", config],
@@ -117,6 +119,11 @@ def http_ok(url, timeout=2):
 
 
 def alive(pid):
+    try:  # reap it first if it is our own exited child (a zombie still answers kill 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
         return True
@@ -158,7 +165,8 @@ def up():
                 "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
             }
             log_path = os.path.join(VAR, "log", f"{j}-{service}.log")
-            pid = spawn(service, f"services.{service}.service", f"services/{service}/config.yaml", env, log_path)
+            pid = spawn(service, f"services.{service}.service:{CLASSES[service]}", f"services/{service}/config.yaml",
+                        env, log_path)
             entry["processes"][service] = {
                 "pid": pid, "metrics": f"http://127.0.0.1:{port}/metrics",
                 "live": f"http://127.0.0.1:{port}/health/live", "ready": f"http://127.0.0.1:{port}/health/ready",
@@ -169,7 +177,7 @@ def up():
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{gw_port}", "GATEWAY_ADMIN_PASSWORD": password,
         }
         log_path = os.path.join(VAR, "log", f"{j}-gateway.log")
-        pid = spawn("gateway", "gateway.service", "gateway/config.yaml", env, log_path)
+        pid = spawn("gateway", "gateway.service:GatewayService", "gateway/config.yaml", env, log_path)
         entry["processes"]["gateway"] = {
             "pid": pid, "metrics": f"http://127.0.0.1:{gw_port}/metrics",
             "live": f"http://127.0.0.1:{gw_port}/health/live", "ready": f"http://127.0.0.1:{gw_port}/health/ready",
