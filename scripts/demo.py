@@ -108,7 +108,7 @@ class Walker:
 
     def drive(self, code, stop_on_return=False):
         """Act as unit, officers and DRC until the case is approved (or returned/refused)."""
-        seen_stage, seen_opinions, deadline = None, set(), time.monotonic() + TIMEOUT
+        seen_stages, seen_opinions, deadline = [], set(), time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             # the case exists once review has taken the project_submitted event
             case = self.api.req("GET", f"/api/v1/projects/{code}/case", self.unit, expect=(200, 404))
@@ -116,6 +116,11 @@ class Walker:
                 time.sleep(0.2)
                 continue
             stage = next((s for s in case["stages"] if s["key"] == case.get("current_stage")), None)
+            for s in case["stages"]:  # stages passed since the last look, in order
+                if s["key"] not in seen_stages and (s["status"] in ("passed", "returned") or s is stage):
+                    seen_stages.append(s["key"])
+                    deadline = time.monotonic() + TIMEOUT
+                    print(f"    ▶ 阶段 / stage {s['key']}  {s['name']}  （{s['cite']}）")
             for s in case["stages"]:
                 for op in s.get("opinions") or []:
                     if op.get("status") == "issued" and op["request_id"] not in seen_opinions:
@@ -135,14 +140,10 @@ class Walker:
                       f" at {case.get('current_stage')}")
                 if stop_on_return or case["state"] == "refused":
                     return case
-            if stage and stage["key"] != seen_stage:
-                seen_stage = stage["key"]
-                deadline = time.monotonic() + TIMEOUT
-                print(f"    ▶ 阶段 / stage {stage['key']}  {stage['name']}  （{stage['cite']}）")
             if stage:
                 self.act(code, case, stage)
             time.sleep(0.3)
-        raise DemoError(f"{self.j} {code}: no progress within {TIMEOUT}s at stage {seen_stage}")
+        raise DemoError(f"{self.j} {code}: no progress within {TIMEOUT}s after stage {seen_stages[-1:]}")
 
     def act(self, code, case, stage):
         if stage["type"] == "opinions":
