@@ -32,7 +32,7 @@ status: venv
 demo: venv
 	@$(PY) scripts/demo.py
 
-test: venv rabbit
+test: venv rabbit tools
 	@$(PY) -m pytest
 
 test-unit: venv
@@ -49,3 +49,6 @@ bench-quick: venv rabbit
 
 clean: down
 	rm -rf var
+
+tools:
+	@scripts/ensure_tools.sh

@@ -40,8 +40,10 @@ def queue_arguments(service_name, limit=None):
     }
 
 
-def event_exchange(source):
-    return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
+def event_exchange(source, passive=False):
+    # passive when the broker's definitions own the topology: a subscriber may not
+    # (re)declare another agency's exchange under per-agency credentials
+    return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False, passive=passive)
 
 
 def dead_letter_names(service_name):
@@ -97,7 +99,7 @@ class Subscribe(Consumer):
                                        queue_arguments={"x-queue-type": "quorum"})
         self.queue = Queue(
             queue_name(self.source, self.event_type, service, self.method_name),
-            exchange=event_exchange(self.source),
+            exchange=event_exchange(self.source, passive=not config.get("DECLARE_TOPOLOGY", True)),
             routing_key=self.routing_key,
             durable=True,
             queue_arguments=queue_arguments(service),

@@ -32,6 +32,8 @@ OUTBOX_PENDING = Gauge("govpm_outbox_pending_events", "Events written to the out
                        ["service"], registry=REGISTRY)
 OUTBOX_OLDEST_AGE = Gauge("govpm_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox event.",
                           ["service"], registry=REGISTRY)
+READY = Gauge("govpm_ready", "1 when the service is ready (database answers, consumers consuming), else 0.",
+              ["service"], registry=REGISTRY)
 DEAD_LETTERS = Gauge("govpm_dead_letter_messages", "Messages waiting in the service's dead-letter queue.",
                      ["service"], registry=REGISTRY)
 
@@ -54,6 +56,33 @@ def refresh(container):
 
 def exposition():
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+@add_refresher
+def _ready(container):
+    from .health import readiness
+    ok, _ = readiness(container)
+    READY.labels(container.service_name).set(1 if ok else 0)
+
+
+@add_refresher
+def _dead_letters(container):
+    """Depth of ``<service>.dead-letters`` (a passive declare: allowed to the service's own user)."""
+    from nameko import config
+    import amqp
+    from .messaging import dead_letter_names
+    from .publisher import connection_params
+    conn = amqp.Connection(**connection_params(config["AMQP_URI"]))
+    conn.connect()
+    try:
+        channel = conn.channel()
+        try:
+            _, count, _ = channel.queue_declare(dead_letter_names(container.service_name)[1], passive=True)
+        except amqp.exceptions.NotFound:
+            count = 0
+        DEAD_LETTERS.labels(container.service_name).set(count)
+    finally:
+        conn.close()
 
 
 @add_refresher

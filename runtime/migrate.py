@@ -10,6 +10,7 @@ Create a revision after changing a service's models::
 import logging
 import os
 import sys
+import zlib
 
 from alembic import command
 from alembic.config import Config
@@ -26,8 +27,14 @@ def _config(migrations_dir, url=None):
 
 
 def upgrade(engine, migrations_dir):
+    """Upgrade to head. On PostgreSQL, replicas starting together take turns
+    (a transaction-level advisory lock), so only one of them migrates."""
     cfg = _config(migrations_dir)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            owner = os.path.basename(os.path.dirname(os.path.abspath(migrations_dir)))  # e.g. "registry"
+            key = zlib.crc32(f"govpm-migrate-{owner}".encode())
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -35,6 +35,11 @@ and RabbitMQ *topic permissions* narrow the routing keys:
 * on each ``<source>.events`` it listens to: bind only the routing keys of its own
   subscriptions, so it cannot bind a queue to read another agency's traffic.
 
+``--declare-source-exchanges`` also lets a subscriber configure the ``<source>.events``
+exchanges it listens to: needed while ``runtime.messaging.Subscribe`` declares them
+non-passively (it then may delete them too); not needed once it declares them passively
+when ``DECLARE_TOPOLOGY`` is false.
+
 Passwords. By default every user gets an **empty password hash**: RabbitMQ then refuses
 password log-in for that user (fail closed) until an operator sets the password
 (``rabbitmqctl change_password <user> <password>``) or re-generates the file with

@@ -114,3 +114,62 @@ def test_an_agency_killed_mid_pipeline_answers_when_it_comes_back(start_suite):
     suite.start("filing")
     case = walker.drive(code)
     assert case["state"] == "approved"
+
+
+def _wait_stage(walker, code, key):
+    def at():
+        case = walker.api.req("GET", f"/api/v1/projects/{code}/case", walker.unit, expect=(200, 404))
+        if case.get("error"):
+            return None
+        stage = next((s for s in case["stages"] if s["key"] == case["current_stage"]), None)
+        if stage and stage["key"] == key and (stage["type"] != "experts" or (stage.get("panel") or {}).get("experts")):
+            return case
+        if stage:
+            walker.act(code, case, stage)
+        return None
+    return wait_for(at, timeout=60, interval=0.3, message=f"stage {key}")
+
+
+def test_expert_panels_follow_the_rules_and_three_failures_bar_the_project_for_a_year(start_suite):
+    suite = start_suite("jinjiang")
+    walker = Walker("jinjiang", suite.base_url, ADMIN_PASSWORD)
+    # the applying unit employs experts of the pool: none of them may sit on its panel
+    walker.unit = walker.user("jinjiang-bigdata", "unit", unit_id="cd-bigdata-center", unit_name="成都市大数据中心")
+    app = application("jinjiang", AMOUNTS["jinjiang"])
+    project = walker.declare(app)
+    code = project["code"]
+    drc = walker.officers["drc"]
+    for attempt in range(1, 4):
+        case = _wait_stage(walker, code, "expert_review")
+        stage = next(s for s in case["stages"] if s["key"] == "expert_review")
+        experts = stage["panel"]["experts"]
+        assert len(experts) == 5
+        assert not {e["expert_id"] for e in experts} & {"EXP-013", "EXP-014"}  # cd-bigdata-center
+        if attempt == 1:
+            # directed picks: at most 1/3 of a panel of 5, i.e. one
+            resp = walker.api.session.post(f"{suite.base_url}/api/v1/projects/{code}/panel", json={
+                "directed": ["EXP-011", "EXP-012"]}, headers={"Authorization": f"Bearer {drc}"})
+            assert resp.status_code == 422, resp.text
+            assert "1/3" in resp.text or "directed" in resp.text
+            case = walker.api.req("POST", f"/api/v1/projects/{code}/panel", drc, json={"directed": ["EXP-011"]})
+            stage = next(s for s in case["stages"] if s["key"] == "expert_review")
+            experts = stage["panel"]["experts"]
+            assert [e["expert_id"] for e in experts if e.get("directed")] == ["EXP-011"]
+        for expert in experts:
+            walker.api.req("POST", f"/api/v1/projects/{code}/votes", drc,
+                           json={"expert_id": expert["expert_id"], "vote": "reject", "comment": "方案不可行"})
+        def settled():
+            c = walker.api.req("GET", f"/api/v1/projects/{code}/case", walker.unit)
+            return c if c["state"] in ("returned", "refused") else None
+        case = wait_for(settled, timeout=30, message="panel result")
+        assert case["expert_failures"] == attempt
+        if attempt < 3:
+            assert case["state"] == "returned"
+            wait_for(lambda: walker.api.req("GET", f"/api/v1/projects/{code}", walker.unit)["state"] == "returned",
+                     message="registry shows the return")
+            walker.api.req("PUT", f"/api/v1/projects/{code}/application", walker.unit, json={"application": app})
+    assert case["state"] == "refused"
+    assert case["barred_until"] == "2027-11-24"  # one year (jinjiang art. 8)
+    final = wait_for(lambda: (lambda p: p if p["state"] == "refused" else None)(
+        walker.api.req("GET", f"/api/v1/projects/{code}", walker.unit)), message="registry shows the refusal")
+    assert final["barred_until"] == "2027-11-24"
