@@ -135,7 +135,7 @@ class Walker:
                 print(f"  ✔ 批复 / approved  {a['document_no']}  {a['approved_amount']:,} 元  决策 / by {a['decision_body']}"
                       f"  （{a.get('cite', '')}）")
                 return case
-            if case["state"] in ("returned", "refused"):
+            if case["state"] in ("returned", "refused") and (stop_on_return or case["state"] == "refused"):
                 print(f"  ✖ {'退回修改 / returned for revision' if case['state'] == 'returned' else '不予批准 / refused'}"
                       f" at {case.get('current_stage')}")
                 if stop_on_return or case["state"] == "refused":

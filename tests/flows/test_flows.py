@@ -122,6 +122,8 @@ def _wait_stage(walker, code, key):
         if case.get("error"):
             return None
         stage = next((s for s in case["stages"] if s["key"] == case["current_stage"]), None)
+        if case["state"] != "in_progress":
+            return None  # e.g. still showing the last round until the revision is taken
         if stage and stage["key"] == key and (stage["type"] != "experts" or (stage.get("panel") or {}).get("experts")):
             return case
         if stage:
