@@ -115,6 +115,9 @@ class Walker:
             if case.get("error"):
                 time.sleep(0.2)
                 continue
+            if case["state"] == "returned" and not stop_on_return:
+                time.sleep(0.2)  # a revision not taken yet: the case still shows the last round
+                continue
             stage = next((s for s in case["stages"] if s["key"] == case.get("current_stage")), None)
             for s in case["stages"]:  # stages passed since the last look, in order
                 if s["key"] not in seen_stages and (s["status"] in ("passed", "returned") or s is stage):
@@ -138,8 +141,7 @@ class Walker:
             if case["state"] in ("returned", "refused") and (stop_on_return or case["state"] == "refused"):
                 print(f"  ✖ {'退回修改 / returned for revision' if case['state'] == 'returned' else '不予批准 / refused'}"
                       f" at {case.get('current_stage')}")
-                if stop_on_return or case["state"] == "refused":
-                    return case
+                return case
             if stage:
                 self.act(code, case, stage)
             time.sleep(0.3)
