@@ -9,7 +9,7 @@ PORT="${RABBIT_PORT:-5672}"
 MGMT_PORT="${RABBIT_MGMT_PORT:-15672}"
 
 say() { printf '%s\n' "$*"; }
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+port_open() { timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 wait_port() {
   local host=$1 port=$2 secs=$3
   for _ in $(seq 1 "$secs"); do port_open "$host" "$port" && return 0; sleep 1; done
