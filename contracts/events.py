@@ -125,10 +125,19 @@ class StageAdvancedSchema(ContractSchema):
 
 # ---- agencies -----------------------------------------------------------------------
 
-class OpinionIssuedSchema(ContractSchema):
-    """an agency service → review: the opinion, signed automatically or by an officer."""
+class SignatureSchema(ContractSchema):
+    """The issuing agency service's signature over the opinion (runtime.signing)."""
 
-    VERSION = "1.0"
+    key_id = fields.String(required=True)
+    algorithm = fields.String(required=True, validate=one_of(["ed25519"], "签名算法"))
+    value = fields.String(required=True)
+
+
+class OpinionIssuedSchema(ContractSchema):
+    """an agency service → review: the opinion, signed automatically or by an officer,
+    and signed with the agency service's key (an official act)."""
+
+    VERSION = "1.1"
     request_id = fields.String(required=True)
     code = fields.String(required=True)
     stage = fields.String(required=True)
@@ -140,6 +149,7 @@ class OpinionIssuedSchema(ContractSchema):
     signed_by = fields.String(required=True)  # "auto" or the officer's user id
     signed_at = fields.String(required=True)
     data = fields.Dict(load_default=dict)  # e.g. {"reviewed_amount": ..} or {"level": 3}
+    signature = fields.Nested(SignatureSchema, required=True)
 
 
 # (event_type) -> (source service, payload schema)

@@ -51,7 +51,18 @@ class SignOpinionArgs(ContractSchema):
     comment = fields.String(load_default="")
 
 
+class VerifyAuditArgs(ContractSchema):
+    pass
+
+
+class AuditReportSchema(ContractSchema):
+    ok = fields.Boolean(required=True)
+    entries = fields.Integer(required=True)
+    broken_at = fields.Integer(allow_none=True, load_default=None)
+
+
 RPC = {
+    "desk.verify_audit": (VerifyAuditArgs, AuditReportSchema),
     "desk.list_inbox": (ListInboxArgs, OpinionRecordSchema),
     "desk.get_opinion": (GetOpinionArgs, OpinionRecordSchema),
     "desk.sign_opinion": (SignOpinionArgs, OpinionRecordSchema),

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 DEFAULT_DELIVERY_LIMIT = 5
 
 
+class Poison(Exception):
+    """Raised by a handler for a message that retrying cannot fix (e.g. a forged
+    signature): it is dead-lettered at once, not retried."""
+
+
 def delivery_limit():
     return int(config.get("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
 
@@ -134,6 +139,11 @@ class Subscribe(Consumer):
             if exc_info is not None:
                 log.info("duplicate event ignored", extra={"event": self.event_type})
             self.consumer.ack_message(message)
+            return
+        if isinstance(exc_info[1], Poison):
+            log.error("event refused and dead-lettered: %s", exc_info[1],
+                      extra={"event": self.event_type, "source": self.source})
+            self._dead_letter(message)
             return
         deliveries = int(message.headers.get("x-delivery-count", 0) or 0)
         log.warning("event handler failed (delivery %d): %s", deliveries + 1, exc_info[1],

@@ -24,6 +24,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, s
 from contracts import Conflict, Forbidden, NotFound, ValidationFailed
 from contracts.enums import VERDICTS
 
+from . import audit, signing
 from .db import utcnow
 from .dependencies import rpc_method
 
@@ -58,6 +59,8 @@ def verdict_from_findings(findings, conditions=()):
 
 
 def opinion_tables(metadata: MetaData):
+    """The desk's table, and the audit log it appends every issued opinion to."""
+    audit.audit_table(metadata)
     return Table(
         "opinion_requests", metadata,
         Column("request_id", String(64), primary_key=True),
@@ -174,6 +177,10 @@ class OpinionDeskEntrypoints:
             "signed_at": now.isoformat() + "Z",
             "data": json.loads(row.data),
         }
+        # an official act: signed with the agency service's key and kept in the audit chain
+        payload["signature"] = signing.keyring(self.name).sign(payload)
+        audit.append(tx.session, self.db.metadata.tables["audit_log"], action="opinion_issued",
+                     ref=request_id, code=row.code, actor=signed_by, digest=signing.digest(payload))
         tx.emit("opinion_issued", payload, correlation_id=row.code)
         hook = getattr(self, "on_opinion_issued", None)
         if hook is not None:
@@ -193,6 +200,13 @@ class OpinionDeskEntrypoints:
             query = query.where(table.c.code == args["code"])
         with self.db.read() as session:
             return [record(row) for row in session.execute(query)]
+
+    @rpc_method("desk.verify_audit")
+    def verify_audit(self, args):
+        """An auditor's check of the hash chain of issued opinions."""
+        with self.db.read() as session:
+            ok, entries, broken = audit.verify(session, self.db.metadata.tables["audit_log"])
+        return {"ok": ok, "entries": entries, "broken_at": broken}
 
     @rpc_method("desk.get_opinion")
     def get_opinion(self, args):

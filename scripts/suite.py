@@ -84,6 +84,13 @@ def ensure_pg_database(url):
     conn.close()
 
 
+def make_keys(keys_dir):
+    """Each agency service's signing key for this jurisdiction (created once)."""
+    from runtime.signing import KeyRing
+    for service in SERVICES:
+        KeyRing(keys_dir, service).private_key()
+
+
 def admin_password():
     path = os.path.join(VAR, "admin-password")
     if os.environ.get("GATEWAY_ADMIN_PASSWORD"):
@@ -156,11 +163,13 @@ def up():
             return 1
         amqp = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/{quote(vhost, safe='')}"
         gw_port, svc_ports = ports(index)
+        keys_dir = os.path.join(VAR, j, "keys")
+        make_keys(keys_dir)
         entry = {"vhost": vhost, "gateway": f"http://127.0.0.1:{gw_port}", "processes": {}}
         for service in SERVICES:
             port = svc_ports[service]
             env = {
-                "AMQP_URI": amqp, "JURISDICTION": j,
+                "AMQP_URI": amqp, "JURISDICTION": j, "KEYS_DIR": keys_dir,
                 f"{service.upper()}_DB_URL": db_url(j, service),
                 "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
             }

@@ -5,10 +5,12 @@ from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
 )
 
+from runtime.audit import audit_table
 from runtime.db import runtime_tables
 
 metadata = MetaData()
 runtime_tables(metadata)
+audit_table(metadata)  # opinions received, hash-chained (runtime.audit)
 
 cases = Table(
     "cases", metadata,

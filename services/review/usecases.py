@@ -11,6 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from contracts import Conflict, Forbidden, NotFound, PolicyRefusal, ValidationFailed
 from contracts.enums import AGENCY_SERVICE, DOCUMENT_TYPES
 
+from runtime import audit, signing
+from runtime.messaging import Poison
+
 from .domain import (
     AdvanceTo, ApproveProject, RefuseProject, RequestOpinion, ReturnProject, RuleBroken, Saga,
 )
@@ -83,8 +86,20 @@ class ReviewCases:
             self._store(tx, repo, outcome, new=case is None)
 
     def opinion_issued(self, event):
+        """A signed opinion arrives: verify the issuing agency service's signature, keep it
+        in the audit chain and advance the case — in one transaction."""
         opinion = event["payload"]
+        signer = AGENCY_SERVICE.get(opinion["agency"])
+        if signer != event["source"]:
+            raise Poison(f"opinion for agency {opinion['agency']} came from {event['source']}, not {signer}")
+        try:
+            signing.keyring(SERVICE).verify(opinion, expected_signer=signer)
+        except signing.SignatureInvalid as exc:
+            raise Poison(f"opinion {opinion['request_id']} refused: {exc}") from None
         with self.db.transaction(event=event) as tx:
+            audit.append(tx.session, self.db.metadata.tables["audit_log"], action="opinion_received",
+                         ref=opinion["request_id"], code=opinion["code"], actor=signer,
+                         digest=signing.digest(opinion))
             repo = ReviewRepository(tx.session)
             case = repo.get_case(opinion["code"], for_update=True)
             if case is None:

@@ -23,6 +23,12 @@ def test_a_project_goes_from_declaration_to_approval(start_suite, jurisdiction):
     history = walker.api.req("GET", f"/api/v1/projects/{project['code']}/history", walker.unit)["items"]
     kinds = {h["kind"] for h in history}
     assert {"declared", "stage", "state"} <= kinds
+    # every opinion was signed, verified and chained: the agencies' audit logs are intact and
+    # hold exactly the opinions the case received
+    issued = sum(1 for s in case["stages"] for op in s.get("opinions") or [] if op["status"] == "issued")
+    reports = [suite.rpc(service, "verify_audit") for service in ("registry", "budget", "security", "filing")]
+    assert all(r["ok"] for r in reports), reports
+    assert sum(r["entries"] for r in reports) == issued
     # every stage of this jurisdiction's pipeline was passed or skipped, each with its article
     for stage in case["stages"]:
         assert stage["status"] in ("passed", "skipped"), stage

@@ -19,6 +19,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
 from contracts import Conflict, Forbidden, NotFound, ValidationFailed
 from contracts.events import queue_name
 from runtime.dependencies import Database
+from runtime import signing
 from runtime.db import runtime_tables
 from runtime.messaging import subscribe
 from services.review.service import ReviewService
@@ -67,12 +68,18 @@ def answer(db, event):
     data = {"level": 3} if subject == "grading" else {}
     if subject == "cost":
         data = {"reviewed_amount": request["project"]["amount"] * 9 // 10}
+    opinion = {
+        "request_id": request["request_id"], "code": code, "stage": request["stage"],
+        "agency": request["agency"], "subject": subject, "verdict": verdict, "findings": findings,
+        "conditions": conditions, "signed_by": "auto", "signed_at": "2026-03-02T08:00:00Z", "data": data,
+    }
+    signer = FORGE.pop((code, subject), db.service_name)
+    opinion["signature"] = signing.keyring(signer).sign(opinion)
     with db.transaction(event=event) as tx:
-        tx.emit("opinion_issued", {
-            "request_id": request["request_id"], "code": code, "stage": request["stage"],
-            "agency": request["agency"], "subject": subject, "verdict": verdict, "findings": findings,
-            "conditions": conditions, "signed_by": "auto", "signed_at": "2026-03-02T08:00:00Z", "data": data,
-        }, correlation_id=code)
+        tx.emit("opinion_issued", opinion, correlation_id=code)
+
+
+FORGE = {}  # (code, subject) -> the service whose key signs instead (a forgery)
 
 
 def record(db, event):
@@ -154,6 +161,11 @@ class Harness:
                 return None
             return case if stage is None or case["current_stage"] == stage else None
         return wait_for(check, timeout=timeout, message=f"case {code} at {stage or 'any stage'}")
+
+    def review_core(self):
+        from runtime.db import DatabaseCore
+        from services.review.models import metadata
+        return DatabaseCore(config["DATABASES"]["review"], metadata, "review")
 
     def queue_depth(self, source, event_type, subscriber, method):
         with Connection(self.amqp_uri) as conn:
@@ -311,3 +323,32 @@ def test_three_failed_expert_reviews_bar_the_project_and_a_resubmission_is_refus
     refusals = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(harness.received("project_refused", code)),
                         message="the resubmission refused")
     assert refusals[1]["reasons"][0]["rule"] == "barred" and refusals[1]["cite"] == "jinjiang art. 8"
+
+
+def test_a_forged_opinion_is_dead_lettered_and_changes_nothing(harness):
+    code = new_code()
+    # the pre-review answer is signed with the security service's key, not the registry's
+    FORGE[(code, "pre_review")] = "security"
+    harness.submit(code, amount=100000)
+    harness.case_at(code, "pre_review")
+
+    def dead_letters():
+        with Connection(harness.amqp_uri) as conn:
+            return conn.default_channel.queue_declare("review.dead-letters", passive=True)[1]
+
+    wait_for(lambda: dead_letters() >= 1, message="the forged opinion in review's dead-letter queue")
+    case = harness.rpc("get_case", code=code)
+    stage = case["stages"][0]
+    assert case["current_stage"] == "pre_review" and stage["opinions"][0]["status"] != "issued"
+
+
+def test_opinions_received_are_kept_in_an_intact_hash_chain(harness):
+    code = new_code()
+    harness.submit(code, amount=100000)
+    harness.case_at(code, "documents")
+    from runtime import audit
+    from services.review.models import metadata
+    review = harness.review_core()
+    with review.read() as session:
+        ok, entries, broken = audit.verify(session, metadata.tables["audit_log"])
+    assert ok and entries >= 1 and broken is None
