@@ -1,13 +1,89 @@
-"""Structured JSON logs: service, entrypoint, call id and project code on every line.
+"""Structured JSON logs: one JSON object per line.
 
-No payloads and no personal data are logged; only the fields listed here and those a
-caller passes in ``extra`` from ``SAFE_EXTRA``.
+Every line carries ``ts``, ``level``, ``service``, ``logger`` and ``msg``; a line written
+inside a worker also carries the worker's context, set by
+:class:`runtime.ops.Instrumentation`: ``entrypoint`` (``rpc:declare_project``,
+``event:handle_opinion_requested``, ``http:...``), ``call_id`` (nameko's call id, the
+callee's lines name the caller's in ``parent_call_id`` and the first call of the chain,
+e.g. the gateway's HTTP request, in ``origin_call_id``), ``code`` (the
+project code: the correlation id of events, the ``code`` argument of calls) and, for
+events, ``event_id`` and ``event``.
+
+No payloads and no personal data are logged: only these fields and those a caller
+passes in ``extra`` from ``SAFE_EXTRA``. Exceptions named in a message are written as
+their type (and, for expected domain errors, their code and the fields concerned), never
+their text, which may quote data (an SQL error quotes its parameters); a line with an
+unexpected exception carries ``exc_type`` and ``stack`` (file, line and function of each
+frame, no values).
 """
 import datetime as dt
 import json
 import logging
+import os
+import traceback
 
-SAFE_EXTRA = ("event", "source", "count", "code", "stage", "agency", "request_id", "outcome", "duration_ms", "method")
+SAFE_EXTRA = ("event", "source", "count", "code", "stage", "agency", "request_id", "event_id", "outcome",
+              "duration_ms", "method", "status")
+CONTEXT_FIELDS = ("service", "entrypoint", "call_id", "parent_call_id", "origin_call_id", "code", "event_id", "event")
+
+# exceptions whose text is about the infrastructure, never about a project's data
+_SAFE_TEXT = (OSError, TimeoutError, ConnectionError)
+
+
+def _safe_text_types():
+    types = list(_SAFE_TEXT)
+    try:
+        import amqp.exceptions
+        types.append(amqp.exceptions.AMQPError)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import kombu.exceptions
+        types.append(kombu.exceptions.KombuError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+def describe_exception(exc):
+    """What may be logged of an exception: its type, and only text known to hold no data."""
+    name = type(exc).__name__
+    data = getattr(exc, "data", None)
+    if _is_domain_error(exc):  # contracts.DomainError: its code, fields and article
+        fields = [e.get("field") for e in data.get("errors") or [] if isinstance(e, dict) and e.get("field")]
+        if data.get("field"):
+            fields.insert(0, data["field"])
+        text = f"{name}({data['code']})"
+        if fields:
+            text += " fields=" + ",".join(str(f) for f in fields[:10])
+        if data.get("cite"):
+            text += f" cite={data['cite']}"
+        return text
+    orig = getattr(exc, "orig", None)
+    if orig is not None and type(exc).__module__.startswith("sqlalchemy"):
+        # the database's own first line (e.g. 'database "x" does not exist', 'duplicate key value
+        # violates unique constraint "y"'): never the statement or its parameters
+        first = (str(orig).strip().splitlines() or [""])[0][:200]
+        return f"{name}({type(orig).__name__}): {first}" if first else f"{name}({type(orig).__name__})"
+    if isinstance(exc, _safe_text_types()):
+        text = str(exc).strip().splitlines()
+        return f"{name}: {text[0][:200]}" if text else name
+    return name
+
+
+def _scrub(arg):
+    return describe_exception(arg) if isinstance(arg, BaseException) else arg
+
+
+def _stack(tb, limit=30):
+    frames = traceback.extract_tb(tb)[-limit:]
+    return [f"{os.path.relpath(f.filename) if not f.filename.startswith('<') else f.filename}:{f.lineno} in {f.name}"
+            for f in frames]
+
+
+def _is_domain_error(exc):
+    data = getattr(exc, "data", None)
+    return isinstance(data, dict) and "code" in data and hasattr(exc, "message_en")
 
 
 class JsonFormatter(logging.Formatter):
@@ -15,22 +91,42 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
 
+    def message(self, record):
+        if isinstance(record.msg, BaseException):
+            return describe_exception(record.msg)
+        msg = str(record.msg)
+        args = record.args
+        if not args:
+            return msg
+        if isinstance(args, dict):
+            args = {k: _scrub(v) for k, v in args.items()}
+        else:
+            args = tuple(_scrub(a) for a in args)
+        try:
+            return msg % args
+        except (TypeError, ValueError, KeyError):
+            return msg
+
     def format(self, record):
         entry = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": self.message(record),
         }
         ctx = current_context()
         entry.update({k: v for k, v in ctx.items() if v})
         for key in SAFE_EXTRA:
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
-        if record.exc_info:
+        if record.exc_info and record.exc_info[0] is not None:
+            exc = record.exc_info[1]
             entry["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(entry, ensure_ascii=False)
+            entry["exc"] = describe_exception(exc)
+            if not _is_domain_error(exc):  # an expected refusal needs no stack
+                entry["stack"] = _stack(record.exc_info[2])
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 _local = None

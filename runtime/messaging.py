@@ -16,7 +16,10 @@ import time
 
 from kombu import Exchange, Queue
 from nameko import config
-from nameko.messaging import Consumer
+from functools import partial
+
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import Consumer, decode_from_headers
 
 from contracts import ValidationFailed, load
 from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_for
@@ -87,6 +90,8 @@ class Subscribe(Consumer):
         self.event_type = event_type
         self.routing_key = routing_key or event_type
         kwargs.setdefault("prefetch_count", 16)
+        # a duplicate is a success, not an error to log with a stack trace
+        kwargs.setdefault("expected_exceptions", (AlreadyHandled, Poison))
         super().__init__(queue=None, requeue_on_error=True, **kwargs)
 
     def setup(self):
@@ -127,8 +132,29 @@ class Subscribe(Consumer):
                       extra={"event": self.event_type, "source": self.source})
             self._dead_letter(message)
             return
-        message._loaded_envelope = envelope
-        super().handle_message(envelope, message)
+        self._spawn(envelope, message)
+
+    def _spawn(self, envelope, message):
+        """As nameko's Consumer, except while the container is being killed: nameko then
+        requeues the message, and the quorum queue counts every such requeue against the
+        delivery limit, dead-lettering messages no handler ever failed. Left unacked, the
+        message returns once, when the dying connection closes."""
+        context_data = decode_from_headers(message.headers)
+        handle_result = partial(self.handle_result, message)
+
+        def spawn_worker():
+            try:
+                self.container.spawn_worker(self, (envelope,), {}, context_data=context_data,
+                                            handle_result=handle_result)
+            except ContainerBeingKilled:
+                pass
+
+        self.container.spawn_managed_thread(
+            spawn_worker, identifier=f"Subscribe.wait_for_worker_pool[{self.container.service_name}.{self.method_name}]")
+
+    def kill(self):
+        self.consumer.should_stop = True
+        super().kill()
 
     def _dead_letter(self, message):
         if message.channel.connection:

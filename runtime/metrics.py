@@ -4,6 +4,7 @@ Naming: one prefix ``govpm_``, base units, ``_total`` on counters, ``_seconds`` 
 durations; labels are low-cardinality (service, method/event, outcome, agency...).
 Never a project code or a user id as a label.
 """
+import datetime as dt
 import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,18 +41,28 @@ DEAD_LETTERS = Gauge("govpm_dead_letter_messages", "Messages waiting in the serv
 _refreshers = []
 
 
-def add_refresher(fn):
-    """Register ``fn(container)`` to update gauges before each scrape."""
-    _refreshers.append(fn)
+def add_refresher(fn=None, *, service=None):
+    """Register ``fn(container)`` to update gauges before each scrape.
+
+    With ``service`` it runs only on that service's scrapes (tests run several services in
+    one process, sharing this registry). Usable as ``@add_refresher`` or
+    ``add_refresher(fn, service="review")``.
+    """
+    if fn is None:
+        return lambda f: add_refresher(f, service=service)
+    if not any(f is fn and s == service for f, s in _refreshers):
+        _refreshers.append((fn, service))
     return fn
 
 
 def refresh(container):
-    for fn in list(_refreshers):
+    for fn, service in list(_refreshers):
+        if service is not None and service != container.service_name:
+            continue
         try:
             fn(container)
         except Exception as exc:  # a scrape must not fail because one gauge did
-            log.warning("metrics refresh failed: %s", exc)
+            log.warning("metrics refresh failed (%s): %s", getattr(fn, "__name__", fn), exc)
 
 
 def exposition():
@@ -108,3 +119,67 @@ ITEMS_OVERDUE = Gauge("govpm_items_overdue", "Deadlines passed without the item 
                       ["service", "kind"], registry=REGISTRY)
 HOLDS_IN_FORCE = Gauge("govpm_holds_in_force", "Sanction holds in force, by kind.",
                        ["service", "kind"], registry=REGISTRY)
+
+
+# ---- helpers for the domain gauges ----------------------------------------------------------
+
+from .clock import CHINA, now_china, today  # noqa: E402,F401  (shared clock)
+
+
+def age_seconds(iso_day, now=None):
+    """Seconds since the start of ``iso_day`` (a date, China time), never negative."""
+    now = now or now_china()
+    start = dt.datetime.combine(dt.date.fromisoformat(iso_day), dt.time(0), tzinfo=CHINA)
+    return max((now - start).total_seconds(), 0.0)
+
+
+def database(container):
+    """The container's :class:`runtime.db.DatabaseCore` (None before it is set up)."""
+    from .dependencies import Database
+    for dep in container.dependencies:
+        if isinstance(dep, Database) and dep.core is not None:
+            return dep.core
+    return None
+
+
+def replace_samples(gauge, samples, **match):
+    """Make ``samples`` (``{(label values...): value}``) the gauge's whole state for ``match``.
+
+    Label sets of ``gauge`` whose labels equal ``match`` (e.g. ``service="review"``) and that
+    are not in ``samples`` are removed, so a combination that vanished (a state no project
+    is in any more) disappears instead of keeping its last value. Computed first, applied
+    without yielding: a concurrent scrape never sees half of it.
+    """
+    names = list(gauge._labelnames)
+    positions = {names.index(k): str(v) for k, v in match.items()}
+    wanted = {tuple(str(v) for v in key): value for key, value in samples.items()}
+    for key in list(gauge._metrics):
+        if all(key[i] == v for i, v in positions.items()) and key not in wanted:
+            gauge.remove(*key)
+    for key, value in wanted.items():
+        gauge.labels(*key).set(value)
+
+
+def desk_signature_gauges(container):
+    """An agency desk's opinions waiting for an officer's signature (``runtime.opinions``):
+    ``govpm_items_due``/``govpm_items_overdue`` ``{service, kind="signature"}`` by ``due_on``
+    against today. One indexed COUNT (``ix_opinion_requests_status_agency``)."""
+    from sqlalchemy import case, func, select
+    core = database(container)
+    if core is None:
+        return
+    table = core.metadata.tables["opinion_requests"]
+    overdue = case((table.c.due_on < today().isoformat(), 1), else_=0)
+    with core.read() as session:
+        total, late = session.execute(
+            select(func.count(), func.coalesce(func.sum(overdue), 0))
+            .where(table.c.status == "pending_signature")
+        ).one()
+    service = container.service_name
+    ITEMS_DUE.labels(service, "signature").set(total - late)
+    ITEMS_OVERDUE.labels(service, "signature").set(late)
+
+
+def register_desk(service):
+    """Register the signature gauges for an agency service that runs the opinion desk."""
+    add_refresher(desk_signature_gauges, service=service)

@@ -1,11 +1,13 @@
 """Operations surface shared by every service: metrics, health and log context.
 
 * :class:`Instrumentation` — a dependency provider that times every entrypoint
-  (RPC, event handler, HTTP) and counts it by outcome, and puts the service, the
-  entrypoint, the call id and the project code into every log line of the worker.
+  (RPC, event handler, HTTP) and counts it by outcome, puts the service, the
+  entrypoint, the call id and the project code into every log line of the worker, and
+  writes one ``"<kind> handled"`` line per call or event (``outcome``, ``duration_ms``).
 * :class:`OpsEndpoints` — a mixin adding ``GET /metrics``, ``/health/live`` and
   ``/health/ready`` on the service's own web port (``WEB_SERVER_ADDRESS``).
 """
+import collections
 import json
 import logging
 import time
@@ -18,6 +20,8 @@ from . import logs
 from . import metrics as m
 
 log = logging.getLogger(__name__)
+
+OPS_ROUTES = ("ops_metrics", "ops_live", "ops_ready")  # scraped and probed all the time: not logged
 
 
 def _entrypoint_kind(entrypoint):
@@ -32,6 +36,7 @@ def _entrypoint_kind(entrypoint):
 
 
 def _project_code(worker_ctx):
+    """The project a worker is about: an event's correlation id, else a ``code`` argument."""
     args = worker_ctx.args or ()
     kwargs = worker_ctx.kwargs or {}
     if args and isinstance(args[0], dict) and "correlation_id" in args[0]:
@@ -40,22 +45,40 @@ def _project_code(worker_ctx):
     return code if isinstance(code, str) else None
 
 
+def log_context(service, worker_ctx):
+    """The fields every log line of this worker carries (see :mod:`runtime.logs`)."""
+    entrypoint = worker_ctx.entrypoint
+    kind = _entrypoint_kind(entrypoint)
+    context = {
+        "service": service,
+        "entrypoint": f"{kind}:{entrypoint.method_name}",
+        "call_id": worker_ctx.call_id,
+        "parent_call_id": worker_ctx.immediate_parent_call_id,
+        "origin_call_id": worker_ctx.origin_call_id if worker_ctx.immediate_parent_call_id else None,
+        "code": _project_code(worker_ctx),
+    }
+    if kind == "event" and worker_ctx.args and isinstance(worker_ctx.args[0], dict):
+        context["event_id"] = worker_ctx.args[0].get("event_id")
+        context["event"] = worker_ctx.args[0].get("event_type")
+    return context
+
+
 class Instrumentation(DependencyProvider):
-    """Time and count each entrypoint; set the log context for the worker."""
+    """Time and count each entrypoint; set the log context for the worker.
+
+    ``counts`` counts this container's workers by ``(kind, method, outcome)``: the
+    Prometheus counters are per process, this is per instance (two instances of a service
+    in one process, as the scale-out test runs them, each have their own).
+    """
 
     def setup(self):
         self.service = self.container.service_name
         self._started = {}
+        self.counts = collections.Counter()
 
     def worker_setup(self, worker_ctx):
         self._started[worker_ctx] = time.perf_counter()
-        entrypoint = worker_ctx.entrypoint
-        logs.set_context(
-            service=self.service,
-            entrypoint=f"{_entrypoint_kind(entrypoint)}:{entrypoint.method_name}",
-            call_id=worker_ctx.call_id,
-            code=_project_code(worker_ctx),
-        )
+        logs.set_context(**log_context(self.service, worker_ctx))
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         started = self._started.pop(worker_ctx, None)
@@ -66,12 +89,25 @@ class Instrumentation(DependencyProvider):
         kind = _entrypoint_kind(entrypoint)
         if exc_info is None:
             outcome = "success"
+        elif type(exc_info[1]).__name__ == "AlreadyHandled":
+            outcome = "duplicate"  # a redelivered event, already handled: a no-op
         elif isinstance(exc_info[1], getattr(entrypoint, "expected_exceptions", ()) or ()):
             outcome = "rejected"  # an expected, domain-level refusal
-        elif type(exc_info[1]).__name__ == "AlreadyHandled":
-            outcome = "duplicate"
         else:
             outcome = "error"
+        extra = {}
+        status = getattr(result, "status_code", None) if kind == "http" else None
+        if isinstance(status, int):
+            # an HTTP handler answers its errors itself: its status says how it went
+            extra["status"] = status
+            if outcome == "success" and status >= 500:
+                outcome = "error"
+            elif outcome == "success" and status >= 400:
+                outcome = "rejected"
+        self.counts[(kind, entrypoint.method_name, outcome)] += 1
+        if entrypoint.method_name not in OPS_ROUTES:
+            # one line per call or event: with the worker's context, what happened and how long it took
+            log.info("%s handled", kind, extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
         if kind == "event":
             event = getattr(entrypoint, "event_type", entrypoint.method_name)
             m.EVENTS_HANDLED.labels(self.service, event, outcome).inc()
@@ -79,7 +115,7 @@ class Instrumentation(DependencyProvider):
         elif kind == "rpc":
             m.RPC_REQUESTS.labels(self.service, entrypoint.method_name, outcome).inc()
             m.RPC_DURATION.labels(self.service, entrypoint.method_name, outcome).observe(elapsed)
-        elif kind == "http" and entrypoint.method_name not in ("ops_metrics", "ops_live", "ops_ready"):
+        elif kind == "http" and entrypoint.method_name not in OPS_ROUTES:
             m.HTTP_REQUESTS.labels(self.service, entrypoint.method_name, outcome).inc()
             m.HTTP_DURATION.labels(self.service, entrypoint.method_name, outcome).observe(elapsed)
 
@@ -102,8 +138,9 @@ class OpsEndpoints:
     """Mixin: ``/metrics``, ``/health/live``, ``/health/ready``.
 
     A service using it declares ``instrumentation = Instrumentation()`` and has a
-    ``db`` (:class:`runtime.dependencies.Database`); optional ``domain_gauges(session)``
-    returns extra samples for ``/metrics``.
+    ``db`` (:class:`runtime.dependencies.Database`). Before each scrape the refreshers
+    registered with :func:`runtime.metrics.add_refresher` update the gauges (readiness,
+    dead letters, outbox, and the service's own domain gauges in ``services/<name>/metrics.py``).
     """
 
     @http("GET", "/metrics")

@@ -1,10 +1,10 @@
 """The budget service's database: the shared :class:`runtime.dependencies.Database`
 that also seeds the yearly envelopes when it starts on an empty table."""
-import datetime as dt
 import os
 
 from nameko import config
 
+from runtime import clock
 from runtime.dependencies import Database
 
 from . import repository
@@ -15,8 +15,7 @@ DEFAULT_ENVELOPES_FILE = os.path.join(os.path.dirname(__file__), "envelopes.yaml
 def seed_years(today=None):
     """The current and the next year (config TODAY, ISO date, overrides the clock)."""
     if today is None:
-        configured = config.get("TODAY")
-        today = dt.date.fromisoformat(configured) if configured else dt.date.today()
+        today = clock.today()
     return [today.year, today.year + 1]
 
 

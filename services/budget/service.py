@@ -13,6 +13,7 @@ from runtime.ops import Instrumentation, OpsEndpoints
 
 from . import domain, repository
 from .dependencies import BudgetDatabase
+from . import metrics  # noqa: F401  (domain gauges, refreshed at each scrape)
 from .models import metadata
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")

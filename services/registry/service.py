@@ -4,12 +4,10 @@ history, the system catalog (系统目录), and the data bureau's opinion desk.
 Entrypoints only: each loads its input through the contract (``rpc_method`` /
 ``subscribe``), calls one use case and returns what the contract dumps.
 """
-import datetime as dt
 import os
-from zoneinfo import ZoneInfo
 
-from nameko import config
 
+from runtime import clock
 from runtime.config import profile
 from runtime.dependencies import Database, rpc_method
 from runtime.messaging import subscribe
@@ -17,18 +15,15 @@ from runtime.opinions import OpinionDeskEntrypoints
 from runtime.ops import Instrumentation, OpsEndpoints
 
 from . import usecases
+from . import metrics  # noqa: F401  (domain gauges, refreshed at each scrape)
 from .models import metadata
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 def today():
-    """The date in China, or config ``TODAY`` (ISO date) when set (tests, replays)."""
-    fixed = config.get("TODAY")
-    if fixed:
-        return fixed if isinstance(fixed, dt.date) else dt.date.fromisoformat(str(fixed))
-    return dt.datetime.now(TIMEZONE).date()
+    """The date in China, or config ``TODAY`` when set (tests, replays)."""
+    return clock.today()
 
 
 class RegistryService(OpinionDeskEntrypoints, OpsEndpoints):

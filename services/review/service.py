@@ -3,18 +3,19 @@
 Entrypoints only: each loads its input through a contract, calls one use case of
 :class:`services.review.usecases.ReviewCases`, and dumps the result.
 """
-import datetime as dt
 import logging
 import os
 import random
 
 from nameko import config
 
+from runtime import clock
 from runtime.config import profile
 from runtime.dependencies import Database, rpc_method
 from runtime.messaging import subscribe
 from runtime.ops import Instrumentation, OpsEndpoints
 
+from . import metrics  # noqa: F401  (domain gauges, refreshed at each scrape)
 from .models import metadata
 from .usecases import ReviewCases, seed_experts
 
@@ -22,19 +23,11 @@ MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 
 log = logging.getLogger(__name__)
 
-try:
-    from zoneinfo import ZoneInfo
-    CHINA = ZoneInfo("Asia/Shanghai")
-except Exception:  # pragma: no cover - no tz database: China has no DST
-    CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
 def today():
-    """config TODAY (ISO date, for tests and demos) or the date in Asia/Shanghai."""
-    value = config.get("TODAY")
-    if value:
-        return dt.date.fromisoformat(str(value))
-    return dt.datetime.now(CHINA).date()
+    """config TODAY (tests and demos) or the date in Asia/Shanghai."""
+    return clock.today()
 
 
 def panel_rng():

@@ -15,6 +15,7 @@ from runtime.opinions import OpinionDeskEntrypoints
 from runtime.ops import Instrumentation, OpsEndpoints
 
 from . import domain, ledger
+from . import metrics  # noqa: F401  (domain gauges, refreshed at each scrape)
 from .models import metadata
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")

@@ -70,8 +70,11 @@ def test_every_panel_of_an_agency_row_shows_that_agency_only():
 def test_the_pipeline_row_shows_projects_by_state_and_pool_opinions_and_approvals():
     pipeline = next(panels for title, panels in rows() if "Pipeline" in title)
     text = "\n".join(exprs(pipeline))
-    for needle in ("sum by (state) (govpm_projects", "sum by (pool) (govpm_projects",
-                   'govpm_opinions_pending{timeliness="overdue"', "sum by (agency, timeliness) (govpm_opinions_pending",
+    # database-derived gauges: one value per replica set (max by), then added up
+    for needle in ("sum by (state) (max by (jurisdiction, state, pool) (govpm_projects",
+                   "sum by (pool) (max by (jurisdiction, state, pool) (govpm_projects",
+                   'govpm_opinions_pending{timeliness="overdue"',
+                   "sum by (agency, timeliness) (max by (jurisdiction, service, agency, timeliness) (govpm_opinions_pending",
                    'event="project_approved"'):
         assert needle in text, needle
 
