@@ -95,10 +95,24 @@ def bilingual_errors(messages, prefix=""):
     return out
 
 
+_INSTANCES = {}
+
+
+def _instance(schema):
+    """One instance per schema class, reused: building a schema (and, through its Nested
+    fields, every schema below it) costs far more than a load or dump with it, and a
+    marshmallow schema keeps no state between calls."""
+    if isinstance(schema, type):
+        found = _INSTANCES.get(schema)
+        if found is None:
+            found = _INSTANCES[schema] = schema()
+        return found
+    return schema
+
+
 def load(schema, data, *, partial=False):
     """Load ``data`` through ``schema`` or raise :class:`ValidationFailed`."""
-    if isinstance(schema, type):
-        schema = schema()
+    schema = _instance(schema)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -116,8 +130,7 @@ def load(schema, data, *, partial=False):
 
 def dump(schema, obj):
     """Dump ``obj`` and check that the result itself loads (the sender's guarantee)."""
-    if isinstance(schema, type):
-        schema = schema()
+    schema = _instance(schema)
     data = schema.dump(obj)
     errors = schema.validate(data)
     if errors:

@@ -13,7 +13,6 @@ import uuid
 import eventlet
 from nameko import config
 from nameko.exceptions import RemoteError
-from nameko.rpc import ServiceRpc
 from sqlalchemy import select, update
 from werkzeug.wrappers import Response
 
@@ -22,6 +21,7 @@ from contracts.enums import AGENCY_SERVICE
 from runtime.db import utcnow
 from runtime.dependencies import Database
 from runtime.ops import Instrumentation, OpsEndpoints
+from runtime.rpc import ServiceRpc
 
 from . import auth, schemas
 from .models import metadata, tokens, users
@@ -68,10 +68,18 @@ class GatewayService(OpsEndpoints):
     # ---- plumbing ---------------------------------------------------------------------
     def call(self, service, method, **kwargs):
         """RPC with a deadline: an agency that is down gives 503, not a hung request."""
-        client = getattr(self, f"{service}_rpc")
+        return self.result(self.call_async(service, method, **kwargs))
+
+    def call_async(self, service, method, **kwargs):
+        """Send the request now, wait later with :meth:`result` (calls that do not depend
+        on each other then overlap instead of queueing one behind the other)."""
+        return getattr(getattr(self, f"{service}_rpc"), method).call_async(**kwargs)
+
+    def result(self, pending):
+        """The reply to a :meth:`call_async` request, within the RPC deadline."""
         timeout = float(config.get("RPC_TIMEOUT_SECONDS", 15))
         with eventlet.Timeout(timeout):
-            return getattr(client, method)(**kwargs)
+            return pending.result()
 
     def authenticate(self, request):
         header = request.headers.get("Authorization", "")
@@ -252,9 +260,13 @@ class GatewayService(OpsEndpoints):
     @route("GET", "/api/v1/projects/{code}", roles=("unit", "officer", "admin"), tag="projects",
            summary="项目详情与审批进度 / a project with its approval case")
     def get_project(self, principal, body, request, code):
-        project = self._project(principal, code)
+        # both reads at once; the case is shown only once the project's owner is checked
+        project_call = self.call_async("registry", "get_project", code=code)
+        case_call = self.call_async("review", "get_case", code=code)
+        project = self.result(project_call)
+        auth.require_own_project(principal, project)
         try:
-            project["case"] = self.call("review", "get_case", code=code)
+            project["case"] = self.result(case_call)
         except NotFound:
             project["case"] = None
         return project

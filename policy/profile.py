@@ -358,11 +358,12 @@ def available():
 
 
 @functools.lru_cache(maxsize=None)
-def load_profile(key):
-    """Load and validate ``policy/profiles/<key>.yaml``."""
+def load_profile(key, directory=None):
+    """Load and validate ``policy/profiles/<key>.yaml`` (or ``<directory>/<key>.yaml``:
+    a deployment's own copy, e.g. the benchmark's variant with every signature automatic)."""
     if not re.match(r"^[a-z][a-z0-9_]*$", key or ""):
         raise ProfileError(f"jurisdiction key {key!r} is not valid")
-    path = os.path.join(PROFILE_DIR, f"{key}.yaml")
+    path = os.path.join(directory or PROFILE_DIR, f"{key}.yaml")
     if not os.path.exists(path):
         raise ProfileError(f"no profile for jurisdiction {key!r}; available: {', '.join(available())}")
     with open(path, encoding="utf-8") as fh:

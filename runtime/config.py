@@ -12,4 +12,7 @@ def jurisdiction_key():
 
 
 def profile():
-    return load_profile(jurisdiction_key())
+    """The jurisdiction's profile; config ``PROFILE_DIR`` (optional) names a directory
+    holding the deployment's own copy of ``<jurisdiction>.yaml`` instead of
+    ``policy/profiles/`` (the benchmarks load a variant with every signature automatic)."""
+    return load_profile(jurisdiction_key(), config.get("PROFILE_DIR") or None)

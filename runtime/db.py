@@ -5,6 +5,7 @@ the ``outbox`` table with the change; the relay publishes them after commit. An 
 handler's transaction records the event id in ``inbox``, so a redelivered event is a
 no-op (effectively-once processing).
 """
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -87,13 +88,22 @@ def make_engine(url, **kwargs):
     return create_engine(url, **kwargs)
 
 
+class OutboxRecord(collections.namedtuple(
+        "OutboxRecord", "event_id routing_key body event_type correlation_id")):
+    """An event written to the outbox, as the relay publishes it."""
+
+
 class Transaction:
     """What a use case gets: a session and ``emit``. Commits only on clean exit."""
 
     def __init__(self, core, session):
         self.core = core
         self.session = session
-        self.emitted = 0
+        self.records = []
+
+    @property
+    def emitted(self):
+        return len(self.records)
 
     def emit(self, event_type, payload, *, correlation_id, routing_key=None):
         """Validate ``payload`` against its contract and write it to the outbox."""
@@ -108,15 +118,18 @@ class Transaction:
             "version": schema.VERSION,
             "payload": data,
         })
-        self.session.execute(insert(self.core.outbox).values(
-            event_id=envelope["event_id"],
-            event_type=event_type,
-            routing_key=routing_key or event_type,
-            correlation_id=correlation_id,
-            body=json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
-            created_at=utcnow(),
-        ))
-        self.emitted += 1
+        record = OutboxRecord(envelope["event_id"], routing_key or event_type,
+                              json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), event_type,
+                              correlation_id)
+        self.session.execute(self.core.outbox_insert, {
+            "event_id": record.event_id,
+            "event_type": event_type,
+            "routing_key": record.routing_key,
+            "correlation_id": correlation_id,
+            "body": record.body,
+            "created_at": utcnow(),
+        })
+        self.records.append(record)
         return envelope["event_id"]
 
 
@@ -136,7 +149,11 @@ class DatabaseCore:
         self.read_sessionmaker = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
-        self.after_commit = []  # callbacks, e.g. waking the outbox relay
+        # built once: a statement built per call costs more than executing it
+        self.outbox_insert = insert(self.outbox)
+        self.inbox_insert = insert(self.inbox)
+        self.after_commit = []  # callbacks after a commit that wrote events
+        self.committed = []  # callbacks(records) with the events a commit wrote: the relay's fast path
 
     def migrate(self):
         if self.migrations:
@@ -151,28 +168,28 @@ class DatabaseCore:
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
-        emitted = 0
+        records = ()
         try:
             session = self.sessionmaker()
             try:
                 with session.begin():
                     if event is not None:
-                        seen = session.execute(
-                            select(self.inbox.c.event_id).where(self.inbox.c.event_id == event["event_id"])
-                        ).first()
-                        if seen:
-                            raise AlreadyHandled(event["event_id"])
+                        # the inbox row first: a duplicate fails here, before the handler
+                        # runs (on PostgreSQL a concurrent duplicate waits for the first
+                        # transaction and fails when it commits)
+                        try:
+                            session.execute(self.inbox_insert, {
+                                "event_id": event["event_id"],
+                                "event_type": event["event_type"],
+                                "source": event["source"],
+                                "handled_at": utcnow(),
+                            })
+                        except IntegrityError:
+                            raise AlreadyHandled(event["event_id"]) from None
                     tx = Transaction(self, session)
                     yield tx
-                    if event is not None:
-                        session.execute(insert(self.inbox).values(
-                            event_id=event["event_id"],
-                            event_type=event["event_type"],
-                            source=event["source"],
-                            handled_at=utcnow(),
-                        ))
                     session.flush()
-                    emitted = tx.emitted
+                    records = tx.records
             except IntegrityError:
                 if event is not None and self._handled(event["event_id"]):
                     raise AlreadyHandled(event["event_id"]) from None
@@ -182,7 +199,9 @@ class DatabaseCore:
         finally:
             if lock is not None:
                 lock.release()
-        if emitted:
+        if records:
+            for callback in self.committed:
+                callback(records)
             for callback in self.after_commit:
                 callback()
 

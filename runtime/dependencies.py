@@ -4,7 +4,6 @@ import logging
 
 from nameko import config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from contracts import dump, load
 from contracts.errors import EXPECTED
@@ -13,6 +12,7 @@ from contracts.rpc import contract
 from .db import DatabaseCore
 from .messaging import declare_dead_letters, declare_topology_for_publisher
 from .outbox import OutboxRelay
+from .rpc import rpc
 
 log = logging.getLogger(__name__)
 

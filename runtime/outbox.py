@@ -4,18 +4,31 @@ A row leaves the outbox (``published_at`` set) only after the broker confirmed i
 routed it to at least one queue. On a broker outage the rows wait; nothing is lost.
 Several replicas may relay the same outbox: a row may then be published twice, which
 the consumers' inbox turns into a no-op.
+
+Two ways in. The table is the truth: the relay scans it for unsent rows, oldest first,
+when it starts, after any failure, on every poll, and (on PostgreSQL) whenever a commit
+wakes it. On SQLite a commit also hands its events to the relay in memory
+(``DatabaseCore.committed``), and while the relay knows the table holds nothing older, it
+publishes those at once without reading them back — the scan would only return the same
+rows, a read later. SQLite's single writer makes the hand-over order the commit order
+(the next writer cannot start before the callbacks ran); PostgreSQL's concurrent commits
+give no such order, so there the scan keeps deciding. Any doubt (a failure, a full batch,
+the relay far behind) sends the relay back to scanning until the table is drained.
 """
+import collections
 import json
 import logging
 import threading
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from .db import utcnow
+from .db import OutboxRecord, utcnow
 from .publisher import ConfirmingPublisher
 
 log = logging.getLogger(__name__)
+
+RECENT = 20000  # ids published by a scan, remembered so the fast path does not repeat them
 
 
 class OutboxRelay:
@@ -31,7 +44,35 @@ class OutboxRelay:
         self._stopped = False
         self.before_publish = []  # callbacks(publisher) run after each (re)connect
         self._connected_once = False
-        core.after_commit.append(self.wake)
+        self._fresh = collections.deque()  # records committed since the table was last drained
+        self._backlog = True  # the table may hold unsent rows that are not in _fresh
+        self._hand_over = core.is_sqlite  # see the module docstring
+        self._recent = collections.OrderedDict()
+        outbox = core.outbox
+        self._scan = (
+            select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body, outbox.c.event_type,
+                   outbox.c.correlation_id)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(batch_size)
+        )
+        self._mark = update(outbox).where(outbox.c.event_id.in_(_bindparam_list())).values(
+            published_at=_bindparam_now())
+        core.committed.append(self.enqueue)
+
+    def enqueue(self, records):
+        """A commit's events (called after the commit); the relay is woken."""
+        if not self._hand_over:
+            self._wake.set()
+            time.sleep(0)
+            return
+        if len(self._fresh) > 10 * self.batch_size:
+            # far behind (e.g. the broker is away): the table has them all; scan until drained
+            self._fresh.clear()
+            self._backlog = True
+        self._fresh.extend(records)
+        self._wake.set()
+        time.sleep(0)  # let the relay publish now, before the committing worker goes on
 
     def wake(self):
         self._wake.set()
@@ -43,16 +84,19 @@ class OutboxRelay:
     def run(self):
         backoff = 0.5
         while not self._stopped:
-            self._wake.wait(self.poll_interval)
+            woken = self._wake.wait(self.poll_interval)
             self._wake.clear()
             if self._stopped:
                 break
+            if not woken:
+                self._backlog = True  # a poll: look at the table (other replicas, anything missed)
             try:
                 while not self._stopped and self.flush() >= self.batch_size:
                     pass
                 backoff = 0.5
             except Exception as exc:  # broker or database trouble: keep rows, retry
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                self._backlog = True
                 self.publisher.close()
                 self._connected_once = False
                 time.sleep(backoff)
@@ -69,18 +113,56 @@ class OutboxRelay:
             self._connected_once = True
 
     def flush(self):
-        """Publish one batch of pending rows; returns how many rows were tried."""
-        outbox = self.core.outbox
+        """Publish one batch of pending events; returns how many were tried."""
+        if self._backlog or not self._hand_over:
+            return self._flush_table()
+        return self._flush_fresh()
+
+    def _flush_table(self):
+        fresh_before = len(self._fresh)
         with self.core.read() as session:
-            rows = session.execute(
-                select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body, outbox.c.created_at,
-                       outbox.c.event_type, outbox.c.correlation_id)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
-            ).all()
+            rows = session.execute(self._scan).all()
+        if len(rows) < self.batch_size:
+            # the table is drained by this batch: what was committed before the scan is in
+            # ``rows`` (or was sent before), what is committed after it arrives in ``_fresh``
+            self._backlog = False
+            for _ in range(fresh_before):
+                self._fresh.popleft()
         if not rows:
             return 0
+        sent = self._publish(rows)
+        for row in rows:
+            if row.event_id in sent:
+                self._remember(row.event_id)
+        if len(sent) < len(rows):
+            self._backlog = True
+            # unroutable: nobody bound yet; wait for the poll to try again
+            time.sleep(0.2)
+            return 0
+        return len(rows)
+
+    def _flush_fresh(self):
+        records = []
+        while self._fresh and len(records) < self.batch_size:
+            record = self._fresh.popleft()
+            if self._recent.pop(record.event_id, None) is None:
+                records.append(record)
+        if not records:
+            return 0
+        try:
+            sent = self._publish(records)
+        except Exception:
+            self._fresh.clear()  # they are in the table; the scan takes over
+            raise
+        if len(sent) < len(records):
+            self._fresh.clear()
+            self._backlog = True
+            time.sleep(0.2)
+            return 0
+        return len(records)
+
+    def _publish(self, rows):
+        """Publish ``rows`` (records or table rows); mark and count the ones delivered."""
         self._ensure_connected()
         messages = [
             (self.exchange, row.routing_key, row.body.encode("utf-8"), row.event_id,
@@ -88,24 +170,23 @@ class OutboxRelay:
             for row in rows
         ]
         delivered = self.publisher.publish_batch(messages)
-        ids = [row.id for row in rows if row.event_id in delivered]
-        if ids:
+        sent = [row for row in rows if row.event_id in delivered]
+        if sent:
+            ids = [row.event_id for row in sent]
             now = utcnow()
             with self.core.transaction() as tx:
                 for start in range(0, len(ids), 500):
-                    tx.session.execute(
-                        update(outbox).where(outbox.c.id.in_(ids[start:start + 500])).values(published_at=now)
-                    )
-            self.on_published([row for row in rows if row.event_id in delivered])
-        if len(ids) < len(rows):
-            # unroutable: nobody bound yet; wait for the poll to try again
-            time.sleep(0.2)
-            return 0
-        return len(rows)
+                    tx.session.execute(self._mark, {"ids": ids[start:start + 500], "now": now})
+            self.on_published(sent)
+        return {row.event_id for row in sent}
+
+    def _remember(self, event_id):
+        self._recent[event_id] = True
+        while len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
 
     def pending(self):
         """(count, age in seconds of the oldest unsent event) for metrics and health."""
-        from sqlalchemy import func
         outbox = self.core.outbox
         with self.core.read() as session:
             count, oldest = session.execute(
@@ -115,5 +196,18 @@ class OutboxRelay:
         return count, max(age, 0.0)
 
 
+def _bindparam_list():
+    from sqlalchemy import bindparam
+    return bindparam("ids", expanding=True)
+
+
+def _bindparam_now():
+    from sqlalchemy import bindparam
+    return bindparam("now")
+
+
 def decode_body(body):
     return json.loads(body)
+
+
+__all__ = ["OutboxRelay", "OutboxRecord", "decode_body"]

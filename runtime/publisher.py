@@ -5,6 +5,7 @@ This publisher sends a whole batch with ``mandatory=True`` and then waits for th
 broker's acks, so a batch costs one round trip. A message is "delivered" only when
 the broker acked it *and* did not return it as unroutable.
 """
+import contextlib
 import logging
 import time
 from urllib.parse import urlparse, unquote
@@ -75,6 +76,42 @@ class ConfirmingPublisher:
             self.channel.exchange_declare(name, type_, durable=True, auto_delete=False)
             self._declared.add(name)
 
+    @contextlib.contextmanager
+    def _coalesced_writes(self, limit=256 * 1024):
+        """Send a batch's frames in a few large writes instead of one per message.
+
+        py-amqp writes each publish (method, header and body frames) with its own
+        ``sendall``; here the transport's writer copies the frames into one buffer that
+        goes out whenever it holds ``limit`` bytes and when the batch ends. Frames keep
+        their order; nothing changes on the wire but the number of system calls."""
+        transport = getattr(self.conn, "transport", None)
+        send = getattr(transport, "_write", None)
+        if send is None:  # an unknown transport: publish as py-amqp does
+            yield
+            return
+        chunks = []
+        size = [0]
+
+        def buffered(data):
+            chunks.append(bytes(data))  # py-amqp reuses its frame buffer: copy now
+            size[0] += len(data)
+            if size[0] >= limit:
+                flush()
+
+        def flush():
+            if chunks:
+                payload = b"".join(chunks)
+                chunks.clear()
+                size[0] = 0
+                send(payload)
+
+        transport._write = buffered
+        try:
+            yield
+            flush()
+        finally:
+            transport._write = send
+
     # -- confirms ----------------------------------------------------------------------
     def _mark(self, target, tag, multiple):
         if multiple:
@@ -108,19 +145,20 @@ class ConfirmingPublisher:
         self._pending = set()
         self._acked, self._nacked, self._returned = set(), set(), set()
         tag_to_id = {}
-        for exchange, routing_key, body, message_id, headers in messages:
-            msg = amqp.Message(
-                body,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                message_id=message_id,
-                application_headers=headers or {},
-            )
-            self.channel.basic_publish(msg, exchange=exchange, routing_key=routing_key, mandatory=True)
-            tag_to_id[self._next_tag] = message_id
-            self._pending.add(self._next_tag)
-            self._next_tag += 1
+        with self._coalesced_writes():
+            for exchange, routing_key, body, message_id, headers in messages:
+                msg = amqp.Message(
+                    body,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=message_id,
+                    application_headers=headers or {},
+                )
+                self.channel.basic_publish(msg, exchange=exchange, routing_key=routing_key, mandatory=True)
+                tag_to_id[self._next_tag] = message_id
+                self._pending.add(self._next_tag)
+                self._next_tag += 1
         deadline = time.monotonic() + self.confirm_timeout
         while self._pending:
             remaining = deadline - time.monotonic()

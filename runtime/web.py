@@ -5,12 +5,23 @@ process that runs several services (tests, benchmarks) can give each its own add
 with ``WEB_SERVER_ADDRESSES: {service: "host:port"}``; with no address configured at
 all the server binds an ephemeral port on loopback instead of clashing on :8000.
 """
+import socket
+
 from nameko import config
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, parse_address
 
 
 class ServiceWebServer(WebServer):
+    def process_request(self, sock, address):
+        # answers go out at once: without TCP_NODELAY a response written as headers then
+        # body waits for the client's delayed ACK (~40 ms) before its last segment
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket
+            pass
+        return super().process_request(sock, address)
+
     @property
     def bind_addr(self):
         per_service = (config.get("WEB_SERVER_ADDRESSES") or {}).get(self.container.service_name)

@@ -109,6 +109,9 @@ def spawn(name, module, config, env, log_path):
     full_env = dict(os.environ)
     full_env.update(env)
     full_env["PYTHONWARNINGS"] = "ignore"
+    # eventlet's green DNS (dnspython, patched twice over) costs ~20 MB per process; the
+    # services resolve a host name only when they (re)connect
+    full_env.setdefault("EVENTLET_NO_GREENDNS", "yes")
     log = open(log_path, "ab")
     proc = subprocess.Popen(
         [NAMEKO, "run", module, "--config", config],
