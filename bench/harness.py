@@ -3,6 +3,7 @@
 all removed again at the end."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,3 +235,4 @@ class Cluster:
             except Exception as exc:  # noqa: BLE001
                 print(f"  (could not drop {url.rsplit('/', 1)[-1]}: {exc})")
         self.pg_urls = []
+        shutil.rmtree(self.db_dir, ignore_errors=True)  # the SQLite files (100k projects: ~300 MB); logs stay

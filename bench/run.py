@@ -378,7 +378,7 @@ class Bench:
         worst = 0.0
         for key, query, label in queries:
             url = f"{gateway}/api/v1/projects{query}"
-            samples = http_load.latencies(url, headers, self.n["scale_queries"], warmup=10)
+            samples = http_load.latencies(url, headers, self.n["scale_queries"], warmup=20)
             p50 = percentile(samples, 50) * 1e3
             p95 = percentile(samples, 95) * 1e3
             worst = max(worst, p95)

@@ -45,8 +45,8 @@ def load(db_url, n, admin_code, jurisdiction, application, chunk=5000, seed=1):
     per_year = domain.MAX_SEQUENCE
     years = {}
     try:
-        with engine.begin() as conn:
-            for start in range(0, n, chunk):
+        for start in range(0, n, chunk):
+            with engine.begin() as conn:  # a transaction per chunk, as a busy ledger grows
                 rows, history = [], []
                 for i in range(start, min(n, start + chunk)):
                     year = 2023 + i // per_year
@@ -71,6 +71,7 @@ def load(db_url, n, admin_code, jurisdiction, application, chunk=5000, seed=1):
                         history.append({"code": code, "at": now, **entry})
                 conn.execute(insert(projects), rows)
                 conn.execute(insert(project_history), history)
+        with engine.begin() as conn:
             for year, last in years.items():
                 found = conn.execute(select(code_counters.c.last).where(
                     (code_counters.c.year == year) & (code_counters.c.admin_code == admin_code))).scalar()
@@ -83,6 +84,12 @@ def load(db_url, n, admin_code, jurisdiction, application, chunk=5000, seed=1):
         if engine.dialect.name == "postgresql":  # what autovacuum would do after such a load
             with engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE projects")
+        else:  # what SQLite's automatic checkpoints would have done as the ledger grew
+            raw = engine.raw_connection()
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # autocommit: outside a transaction
+            finally:
+                raw.close()
     finally:
         engine.dispose()
     return (dt.datetime.now() - started).total_seconds()
