@@ -7,8 +7,8 @@ from marshmallow import fields, validate
 
 from .application import ApplicationSchema, DeclareProjectSchema
 from .base import ContractSchema, one_of, rule_message, text, yuan
-from .enums import JURISDICTIONS, POOLS, PROJECT_KINDS, PROJECT_STATES
-from .events import FindingSchema
+from .enums import POOLS, PROJECT_STATES
+from .events import FindingSchema, ProjectRefSchema
 
 #: the lifelong project code: <year>-<admin code>-<sequence>-<check char>
 PROJECT_CODE_PATTERN = r"^\d{4}-\d{6}-\d{5}-[0-9X]$"
@@ -77,17 +77,11 @@ class ApprovalSchema(ContractSchema):
     conditions = fields.List(fields.String(), load_default=list)
 
 
-class ProjectSummarySchema(ContractSchema):
-    """One project of the ledger (项目台账), without its application."""
+class ProjectSummarySchema(ProjectRefSchema):
+    """One project of the ledger (项目台账), without its application: the project
+    reference (code, unit, name, kind, amount 估算总投资（元）) and its state and pool."""
 
-    code = fields.String(required=True)
-    jurisdiction = fields.String(required=True, validate=one_of(JURISDICTIONS, "辖区"))
-    unit_id = fields.String(required=True)
-    unit_name = fields.String(required=True)
-    name = fields.String(required=True)
-    kind = fields.String(required=True, validate=one_of(PROJECT_KINDS, "项目类型"))
     kind_name = fields.String(required=True)
-    amount = yuan(required=True)  # 估算总投资（元）
     year = fields.Integer(required=True)  # 计划年度
     state = fields.String(required=True, validate=one_of(PROJECT_STATES, "项目状态"))
     state_name = fields.String(required=True)

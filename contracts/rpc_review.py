@@ -9,8 +9,8 @@ Reading: ``review.get_case``, ``review.list_cases``, ``review.list_pending_opini
 from marshmallow import fields, validate
 
 from .base import ContractSchema, one_of, rule_message, text, yuan
-from .enums import AGENCIES, DOCUMENT_TYPES, JURISDICTIONS, POOLS, PROJECT_KINDS, SUBJECTS, VERDICTS
-from .events import FindingSchema
+from .enums import AGENCIES, DOCUMENT_TYPES, POOLS, SUBJECTS, VERDICTS
+from .events import FindingSchema, ProjectRefSchema
 
 CASE_STATES = ["in_progress", "returned", "refused", "approved"]
 STAGE_STATUSES = ["pending", "active", "passed", "returned", "skipped"]
@@ -217,14 +217,9 @@ class HistoryEntrySchema(ContractSchema):
     cite = fields.String(required=True)
 
 
-class CaseViewSchema(ContractSchema):
-    code = fields.String(required=True)
-    jurisdiction = fields.String(required=True, validate=one_of(JURISDICTIONS, "辖区"))
-    unit_id = fields.String(required=True)
-    unit_name = fields.String(required=True)
-    name = fields.String(required=True)
-    kind = fields.String(required=True, validate=one_of(PROJECT_KINDS, "项目类型"))
-    amount = yuan(required=True)
+class CaseViewSchema(ProjectRefSchema):
+    """The project reference (code, unit, name, kind, amount) and its approval case."""
+
     revision = fields.Integer(required=True)
     declared_on = fields.String(required=True)
     state = fields.String(required=True, validate=one_of(CASE_STATES, "案卷状态"))

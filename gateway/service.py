@@ -25,7 +25,7 @@ from runtime.rpc import ServiceRpc
 
 from . import auth, schemas
 from .models import metadata, tokens, users
-from .routes import ROUTES, route
+from .routes import route
 
 log = logging.getLogger(__name__)
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")

@@ -18,7 +18,7 @@ from sqlalchemy import (
     insert, select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from contracts import dump
 from contracts.events import EnvelopeSchema, schema_for

@@ -10,15 +10,15 @@ import uuid
 
 import pytest
 from nameko.containers import ServiceContainer
-from sqlalchemy import Column, MetaData, String, Table, Text, func, select
+from sqlalchemy import func, select
 
 from contracts import NotFound, ValidationFailed
-from runtime.db import DatabaseCore, runtime_tables
+from runtime.db import DatabaseCore
 from runtime.dependencies import Database
-from runtime.messaging import subscribe
 from services.budget.models import metadata as budget_metadata
 from tests.support import broker
 from tests.support.broker import wait_for
+from tests.support.fakes import fake_review
 from tests.support.suite import Suite
 
 pytestmark = [pytest.mark.integration, pytest.mark.db]
@@ -26,28 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.db]
 YEAR = dt.date.today().year  # the dev envelopes are seeded for this year and the next
 ISSUED_QUEUE = "evt-budget-opinion_issued--review.handle_budget_opinion_issued"
 
-review_md = MetaData()
-runtime_tables(review_md)
-received = Table(
-    "received", review_md,
-    Column("request_id", String(64), primary_key=True),
-    Column("payload", Text, nullable=False),
-)
-
-
-class FakeReview:
-    """Stands in for the review service: emits through its outbox, records opinions."""
-
-    name = "review"
-    db = Database(review_md)
-
-    @subscribe("budget", "opinion_issued")
-    def handle_budget_opinion_issued(self, event):
-        payload = event["payload"]
-        with self.db.transaction(event=event) as tx:
-            tx.session.execute(received.insert().values(
-                request_id=payload["request_id"], payload=json.dumps(payload, ensure_ascii=False)))
-
+FakeReview, review_md, received = fake_review("budget")
 
 def make_line(**overrides):
     line = {"item": f"item-{uuid.uuid4().hex[:6]}", "category": "hardware", "quantity": 1,

@@ -9,42 +9,20 @@ import uuid
 
 import pytest
 from nameko.containers import ServiceContainer
-from sqlalchemy import Column, MetaData, String, Table, Text, select
+from sqlalchemy import select
 
 from contracts import Forbidden, NotFound, ValidationFailed
-from runtime.db import runtime_tables
 from runtime.dependencies import Database
-from runtime.messaging import subscribe
 from tests.support import broker
 from tests.support.broker import wait_for
+from tests.support.fakes import fake_review
 from tests.support.suite import Suite
 
 pytestmark = [pytest.mark.integration, pytest.mark.db]
 
 ISSUED_QUEUE = "evt-filing-opinion_issued--review.handle_filing_opinion_issued"
 
-review_md = MetaData()
-runtime_tables(review_md)
-received = Table(
-    "received", review_md,
-    Column("request_id", String(64), primary_key=True),
-    Column("payload", Text, nullable=False),
-)
-
-
-class FakeReview:
-    """Stands in for the review service: emits through its outbox, records opinions."""
-
-    name = "review"
-    db = Database(review_md)
-
-    @subscribe("filing", "opinion_issued")
-    def handle_filing_opinion_issued(self, event):
-        payload = event["payload"]
-        with self.db.transaction(event=event) as tx:
-            tx.session.execute(received.insert().values(
-                request_id=payload["request_id"], payload=json.dumps(payload, ensure_ascii=False)))
-
+FakeReview, review_md, received = fake_review("filing")
 
 def make_application(**overrides):
     app = {
