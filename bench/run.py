@@ -136,6 +136,14 @@ class Bench:
         self.cluster.wait_ready(names)
         return uri, urls, profile_dir
 
+    def suite_pids(self, label):
+        """{process name: pid} of the suite started as ``label``, and the broker's."""
+        pids = {service: self.cluster.procs[f"{label}.{service}"].pid for service in SUITE}
+        beam = broker_pid()
+        if beam:
+            pids["rabbitmq"] = beam
+        return pids
+
     def measure_rss(self, label, when):
         for service in SUITE:
             proc = self.cluster.procs.get(f"{label}.{service}")
@@ -267,10 +275,7 @@ class Bench:
             say(f"· approvals on {backend}: {idle_n} one at a time, then {n} with {self.args.window} in flight "
                 f"(declaration → approval, every signature automatic)")
             idle = self.approval_run(uri, profile_dir, idle_n, 1, f"BENCH-{label.upper()}-IDLE-U")
-            pids = {service: self.cluster.procs[f"{label}.{service}"].pid for service in SUITE}
-            beam = broker_pid()
-            if beam:
-                pids["rabbitmq"] = beam
+            pids = self.suite_pids(label)
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             before["bench"] = time.process_time()
             pg_before = postgres_cpu() if backend != "sqlite" else {}

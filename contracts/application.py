@@ -5,7 +5,7 @@ art. 6 (contents of a requirements plan), Dalate art. 5 and Guangyuan art. 10.
 """
 from marshmallow import fields, validate, validates_schema, ValidationError
 
-from .base import ContractSchema, one_of, rule_message, text, yuan
+from .base import ContractSchema, schema_instance, one_of, rule_message, text, yuan
 from .enums import FUNDING_SOURCES, JURISDICTIONS, PROJECT_KINDS
 
 HARM_OBJECTS = {
@@ -18,6 +18,11 @@ HARM_DEGREES = {
     "serious": "严重损害",
     "especially_serious": "特别严重损害",
 }
+
+
+def _defaults(schema):
+    """A section the unit left out: all of its defaults (one schema instance, reused)."""
+    return schema_instance(schema).load({})
 
 
 class FlagsSchema(ContractSchema):
@@ -143,12 +148,12 @@ class ApplicationSchema(ContractSchema):
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100, error=rule_message("range", "年度必须在 2000 到 2100 之间", "Year must be between 2000 and 2100.")))
     summary = text(4000)  # 建设目标与内容
     basis = fields.String(load_default="")  # 建设依据
-    flags = fields.Nested(FlagsSchema, load_default=lambda: FlagsSchema().load({}))
-    facts = fields.Nested(IntakeFactsSchema, load_default=lambda: IntakeFactsSchema().load({}))
+    flags = fields.Nested(FlagsSchema, load_default=lambda: _defaults(FlagsSchema))
+    facts = fields.Nested(IntakeFactsSchema, load_default=lambda: _defaults(IntakeFactsSchema))
     funding = fields.Nested(FundingSchema, load_default=None, allow_none=True)
-    security_plan = fields.Nested(SecurityPlanSchema, load_default=lambda: SecurityPlanSchema().load({}))
-    crypto_plan = fields.Nested(CryptoPlanSchema, load_default=lambda: CryptoPlanSchema().load({}))
-    xinchuang = fields.Nested(XinchuangSchema, load_default=lambda: XinchuangSchema().load({}))
+    security_plan = fields.Nested(SecurityPlanSchema, load_default=lambda: _defaults(SecurityPlanSchema))
+    crypto_plan = fields.Nested(CryptoPlanSchema, load_default=lambda: _defaults(CryptoPlanSchema))
+    xinchuang = fields.Nested(XinchuangSchema, load_default=lambda: _defaults(XinchuangSchema))
     grading = fields.Nested(GradingInputSchema, load_default=None, allow_none=True)
     estimate = fields.List(fields.Nested(EstimateLineSchema), load_default=list)
     catalog = fields.List(fields.Nested(CatalogEntrySchema), load_default=list)

@@ -236,14 +236,9 @@ class CaseViewSchema(ProjectRefSchema):
     history = fields.List(fields.Nested(HistoryEntrySchema), required=True)
 
 
-class CaseSummarySchema(ContractSchema):
-    code = fields.String(required=True)
-    jurisdiction = fields.String(required=True)
-    unit_id = fields.String(required=True)
-    unit_name = fields.String(required=True)
-    name = fields.String(required=True)
-    kind = fields.String(required=True)
-    amount = yuan(required=True)
+class CaseSummarySchema(ProjectRefSchema):
+    """The project reference and where its approval case stands (review.list_cases)."""
+
     revision = fields.Integer(required=True)
     state = fields.String(required=True, validate=one_of(CASE_STATES, "案卷状态"))
     current_stage = fields.String(required=True, allow_none=True)

@@ -13,7 +13,7 @@ import uuid
 import eventlet
 from nameko import config
 from nameko.exceptions import RemoteError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from werkzeug.wrappers import Response
 
 from contracts import DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed, load
@@ -26,6 +26,11 @@ from runtime.rpc import ServiceRpc
 from . import auth, schemas
 from .models import metadata, tokens, users
 from .routes import route
+
+#: every authenticated request runs it: built once (SQLAlchemy's statement building
+#: costs more than SQLite running it)
+_TOKEN_USER = (select(users).join(tokens, tokens.c.user_id == users.c.user_id)
+               .where(tokens.c.token_hash == bindparam("digest"), tokens.c.expires_at > bindparam("now")))
 
 log = logging.getLogger(__name__)
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -87,11 +92,8 @@ class GatewayService(OpsEndpoints):
             raise Unauthorized(message_zh="缺少访问令牌（Authorization: Bearer <token>）",
                                message_en="missing bearer token", field="Authorization")
         digest = auth.token_hash(header[7:].strip())
-        with self.db.read() as session:
-            row = session.execute(
-                select(users).join(tokens, tokens.c.user_id == users.c.user_id)
-                .where(tokens.c.token_hash == digest, tokens.c.expires_at > utcnow())
-            ).first()
+        with self.db.read() as conn:
+            row = conn.execute(_TOKEN_USER, {"digest": digest, "now": utcnow()}).first()
         if row is None or not row.active:
             raise Unauthorized(message_zh="访问令牌无效或已过期", message_en="token invalid or expired",
                                field="Authorization")
@@ -129,15 +131,15 @@ class GatewayService(OpsEndpoints):
            summary="登录并取得访问令牌 / log in and get a bearer token")
     def create_token(self, principal, body, request):
         self._ensure_admin()
-        with self.db.read() as session:
-            row = session.execute(select(users).where(users.c.username == body["username"])).first()
+        with self.db.read() as conn:
+            row = conn.execute(select(users).where(users.c.username == body["username"])).first()
         if row is None or not row.active or not auth.verify_password(body["password"], row.password_hash):
             raise Unauthorized(message_zh="用户名或密码错误", message_en="wrong username or password")
         token, digest = auth.new_token()
         ttl = int(config.get("TOKEN_TTL_SECONDS", 12 * 3600))
         expires = utcnow() + dt.timedelta(seconds=ttl)
         with self.db.transaction() as tx:
-            tx.session.execute(tokens.insert().values(token_hash=digest, user_id=row.user_id, expires_at=expires))
+            tx.conn.execute(tokens.insert().values(token_hash=digest, user_id=row.user_id, expires_at=expires))
         return {"token": token, "expires_at": expires.isoformat() + "Z", "user": self._user_view(row)}
 
     def _ensure_admin(self):
@@ -145,8 +147,8 @@ class GatewayService(OpsEndpoints):
         password = config.get("GATEWAY_ADMIN_PASSWORD")
         if not password:
             return
-        with self.db.read() as session:
-            if session.execute(select(users.c.user_id).limit(1)).first():
+        with self.db.read() as conn:
+            if conn.execute(select(users.c.user_id).limit(1)).first():
                 return
         try:
             self.create_user_record({"username": "admin", "display_name": "系统管理员 / administrator",
@@ -166,8 +168,8 @@ class GatewayService(OpsEndpoints):
 
     @route("GET", "/api/v1/users", roles=("admin",), tag="users", summary="用户列表 / list users")
     def list_users(self, principal, body, request):
-        with self.db.read() as session:
-            return {"items": [self._user_view(r) for r in session.execute(select(users).order_by(users.c.username))]}
+        with self.db.read() as conn:
+            return {"items": [self._user_view(r) for r in conn.execute(select(users).order_by(users.c.username))]}
 
     @route("POST", "/api/v1/users", roles=("admin",), body=schemas.CreateUserRequest, status=201, tag="users",
            summary="创建用户 / create a user")
@@ -187,11 +189,11 @@ class GatewayService(OpsEndpoints):
         from contracts import Conflict
         user_id = uuid.uuid4().hex
         with self.db.transaction() as tx:
-            exists = tx.session.execute(select(users.c.user_id).where(users.c.username == body["username"])).first()
+            exists = tx.conn.execute(select(users.c.user_id).where(users.c.username == body["username"])).first()
             if exists:
                 raise Conflict(message_zh=f"用户名 {body['username']} 已存在", message_en="username already exists",
                                field="username")
-            tx.session.execute(users.insert().values(
+            tx.conn.execute(users.insert().values(
                 user_id=user_id, username=body["username"], display_name=body["display_name"],
                 password_hash=auth.hash_password(body["password"]), role=body["role"],
                 unit_id=body.get("unit_id") if body["role"] == "unit" else None,
@@ -199,8 +201,8 @@ class GatewayService(OpsEndpoints):
                 agency=body.get("agency") if body["role"] == "officer" else None,
                 active=True, created_at=utcnow(),
             ))
-        with self.db.read() as session:
-            return self._user_view(session.execute(select(users).where(users.c.user_id == user_id)).one())
+        with self.db.read() as conn:
+            return self._user_view(conn.execute(select(users).where(users.c.user_id == user_id)).one())
 
     @route("PATCH", "/api/v1/users/{user_id}", roles=("admin",), body=schemas.UpdateUserRequest, tag="users",
            summary="修改用户（停用、改密码）/ update a user (deactivate, password)")
@@ -213,15 +215,15 @@ class GatewayService(OpsEndpoints):
         if "active" in body:
             values["active"] = body["active"]
         with self.db.transaction() as tx:
-            found = tx.session.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first()
+            found = tx.conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first()
             if not found:
                 raise NotFound(message_zh="用户不存在", message_en="user not found", field="user_id")
             if values:
-                tx.session.execute(update(users).where(users.c.user_id == user_id).values(**values))
+                tx.conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
             if values.get("active") is False or "password_hash" in values:
-                tx.session.execute(tokens.delete().where(tokens.c.user_id == user_id))
-        with self.db.read() as session:
-            return self._user_view(session.execute(select(users).where(users.c.user_id == user_id)).one())
+                tx.conn.execute(tokens.delete().where(tokens.c.user_id == user_id))
+        with self.db.read() as conn:
+            return self._user_view(conn.execute(select(users).where(users.c.user_id == user_id)).one())
 
     # ---- projects ---------------------------------------------------------------------
     @route("GET", "/api/v1/jurisdiction", roles=None, tag="projects",

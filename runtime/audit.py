@@ -7,10 +7,11 @@ same transaction as the act they record.
     python -m runtime.audit verify --db sqlite:///var/jinjiang/security.db
 """
 import argparse
+import functools
 import hashlib
 import sys
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select, text
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 
 from .db import utcnow
 
@@ -37,28 +38,38 @@ def entry_hash(prev_hash, seq, at, action, ref, code, actor, digest):
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def append(session, table, *, action, ref, code, actor, digest):
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('govpm-audit-log'))")
+
+
+@functools.lru_cache(maxsize=None)
+def _statements(table):
+    """(last entry, insert) on one service's ``audit_log``, built once."""
+    return select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1), insert(table)
+
+
+def append(conn, table, *, action, ref, code, actor, digest):
     """Append one entry (call inside the act's transaction)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         # one writer at a time extends the chain
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('govpm-audit-log'))"))
-    last = session.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+        conn.execute(_ADVISORY_LOCK)
+    last_entry, insert_entry = _statements(table)
+    last = conn.execute(last_entry).first()
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     at = utcnow()
-    session.execute(table.insert().values(
+    conn.execute(insert_entry, dict(
         seq=seq, at=at, action=action, ref=ref, code=code, actor=actor, digest=digest, prev_hash=prev,
         hash=entry_hash(prev, seq, at, action, ref, code, actor, digest),
     ))
     return seq
 
 
-def verify(session, table):
+def verify(conn, table):
     """(ok, number of entries, first broken seq or None)."""
     prev = GENESIS
     count = 0
     expected_seq = 1
-    for row in session.execute(select(table).order_by(table.c.seq)):
+    for row in conn.execute(select(table).order_by(table.c.seq)):
         count += 1
         if row.seq != expected_seq or row.prev_hash != prev or row.hash != entry_hash(
                 row.prev_hash, row.seq, row.at, row.action, row.ref, row.code, row.actor, row.digest):
@@ -78,9 +89,7 @@ def main(argv=None):
     table = audit_table(metadata)
     engine = create_engine(args.db)
     with engine.connect() as conn:
-        from sqlalchemy.orm import Session
-        with Session(bind=conn) as session:
-            ok, count, broken = verify(session, table)
+        ok, count, broken = verify(conn, table)
     if ok:
         print(f"审计链完整 / audit chain intact: {count} entries")
         return 0

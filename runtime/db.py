@@ -18,7 +18,6 @@ from sqlalchemy import (
     insert, select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
 
 from contracts import dump
 from contracts.events import EnvelopeSchema, schema_for
@@ -94,11 +93,12 @@ class OutboxRecord(collections.namedtuple(
 
 
 class Transaction:
-    """What a use case gets: a session and ``emit``. Commits only on clean exit."""
+    """What a use case gets: a connection in a transaction (``conn``) and ``emit``.
+    Commits only on clean exit."""
 
-    def __init__(self, core, session):
+    def __init__(self, core, conn):
         self.core = core
-        self.session = session
+        self.conn = conn
         self.records = []
 
     @property
@@ -121,7 +121,7 @@ class Transaction:
         record = OutboxRecord(envelope["event_id"], routing_key or event_type,
                               json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), event_type,
                               correlation_id)
-        self.session.execute(self.core.outbox_insert, {
+        self.conn.execute(self.core.outbox_insert, {
             "event_id": record.event_id,
             "event_type": event_type,
             "routing_key": record.routing_key,
@@ -134,7 +134,11 @@ class Transaction:
 
 
 class DatabaseCore:
-    """Engine, sessions and transactions; usable with or without nameko."""
+    """Engine, connections and transactions; usable with or without nameko.
+
+    Use cases work on SQLAlchemy Core connections, not ORM sessions: the services keep
+    no mapped objects, and a Core statement executed on a connection costs about a third
+    of the same statement through a session (bench/README.md, step 7)."""
 
     def __init__(self, url, metadata, service_name, migrations=None):
         self.url = url
@@ -145,8 +149,7 @@ class DatabaseCore:
         self.is_sqlite = url.startswith("sqlite")
         # SQLite allows one writer; a green lock keeps writers from blocking the hub
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        self.read_sessionmaker = sessionmaker(self.engine.execution_options(readonly=True), expire_on_commit=False)
+        self.read_engine = self.engine.execution_options(readonly=True)
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         # built once: a statement built per call costs more than executing it
@@ -170,15 +173,15 @@ class DatabaseCore:
             lock.acquire()
         records = ()
         try:
-            session = self.sessionmaker()
+            conn = self.engine.connect()
             try:
-                with session.begin():
+                with conn.begin():
                     if event is not None:
                         # the inbox row first: a duplicate fails here, before the handler
                         # runs (on PostgreSQL a concurrent duplicate waits for the first
                         # transaction and fails when it commits)
                         try:
-                            session.execute(self.inbox_insert, {
+                            conn.execute(self.inbox_insert, {
                                 "event_id": event["event_id"],
                                 "event_type": event["event_type"],
                                 "source": event["source"],
@@ -186,16 +189,15 @@ class DatabaseCore:
                             })
                         except IntegrityError:
                             raise AlreadyHandled(event["event_id"]) from None
-                    tx = Transaction(self, session)
+                    tx = Transaction(self, conn)
                     yield tx
-                    session.flush()
                     records = tx.records
             except IntegrityError:
                 if event is not None and self._handled(event["event_id"]):
                     raise AlreadyHandled(event["event_id"]) from None
                 raise
             finally:
-                session.close()
+                conn.close()
         finally:
             if lock is not None:
                 lock.release()
@@ -211,13 +213,12 @@ class DatabaseCore:
 
     @contextlib.contextmanager
     def read(self):
-        """A read-only session (no write lock; WAL readers do not block)."""
-        session = self.read_sessionmaker()
+        """A read-only connection (no write lock; WAL readers do not block)."""
+        conn = self.read_engine.connect()
         try:
-            yield session
+            yield conn
         finally:
-            session.rollback()
-            session.close()
+            conn.close()  # rolls back the transaction the first statement began
 
     def ping(self):
         with self.engine.connect() as conn:

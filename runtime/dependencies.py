@@ -1,6 +1,7 @@
 """nameko dependency providers shared by every service."""
 import functools
 import logging
+import os
 
 from nameko import config
 from nameko.extensions import DependencyProvider
@@ -15,6 +16,22 @@ from .outbox import OutboxRelay
 from .rpc import rpc
 
 log = logging.getLogger(__name__)
+
+#: ``CONTRACT_CHECKS`` (config key, else environment variable):
+#: ``events`` (the default) re-validates what a service *stores and sends on*: every event
+#: payload, checked in the transaction that writes it to the outbox; RPC results are
+#: dumped through their contract without loading them again. ``strict`` also re-validates
+#: every RPC result (the test suite runs so: every answer of every call in the tests is
+#: checked against its contract).
+CONTRACT_CHECK_MODES = ("events", "strict")
+
+
+def contract_checks():
+    mode = config.get("CONTRACT_CHECKS") or os.environ.get("CONTRACT_CHECKS") or "events"
+    if mode not in CONTRACT_CHECK_MODES:
+        raise ValueError(f"配置项 CONTRACT_CHECKS 只能是 events 或 strict，而不是 {mode!r} / "
+                         f"config CONTRACT_CHECKS must be events or strict, not {mode!r}")
+    return mode
 
 
 class Database(DependencyProvider):
@@ -85,9 +102,10 @@ def rpc_method(name=None, **rpc_kwargs):
             result = fn(self, data)
             if result_schema is None:
                 return result
+            check = contract_checks() == "strict"
             if isinstance(result, list):
-                return [dump(result_schema, item) for item in result]
-            return dump(result_schema, result)
+                return [dump(result_schema, item, check=check) for item in result]
+            return dump(result_schema, result, check=check)
 
         # nameko checks the call signature against the wrapped function; accept **kwargs
         wrapper.__signature__ = None

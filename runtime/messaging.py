@@ -25,6 +25,7 @@ from contracts import ValidationFailed, load
 from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_for
 
 from .db import AlreadyHandled
+from .workers import spawn_if_room
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,15 @@ class Subscribe(Consumer):
         """As nameko's Consumer, except while the container is being killed: nameko then
         requeues the message, and the quorum queue counts every such requeue against the
         delivery limit, dead-lettering messages no handler ever failed. Left unacked, the
-        message returns once, when the dying connection closes."""
+        message returns once, when the dying connection closes. A worker is spawned at
+        once when the pool has room; only when it is full does a thread wait for room."""
         context_data = decode_from_headers(message.headers)
         handle_result = partial(self.handle_result, message)
+        try:
+            if spawn_if_room(self, (envelope,), {}, context_data, handle_result):
+                return
+        except ContainerBeingKilled:
+            return
 
         def spawn_worker():
             try:

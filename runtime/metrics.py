@@ -170,8 +170,8 @@ def desk_signature_gauges(container):
         return
     table = core.metadata.tables["opinion_requests"]
     overdue = case((table.c.due_on < today().isoformat(), 1), else_=0)
-    with core.read() as session:
-        total, late = session.execute(
+    with core.read() as conn:
+        total, late = conn.execute(
             select(func.count(), func.coalesce(func.sum(overdue), 0))
             .where(table.c.status == "pending_signature")
         ).one()

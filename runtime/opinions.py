@@ -16,10 +16,12 @@ A service uses it by inheriting :class:`OpinionDeskEntrypoints`, adding
         self.receive_opinion_request(event)
 """
 import datetime as dt
+import functools
 import json
+import types
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, select, update
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, bindparam, insert, select, update
 
 from contracts import Conflict, Forbidden, NotFound, ValidationFailed
 from contracts.enums import VERDICTS
@@ -116,6 +118,18 @@ def record(row):
     }
 
 
+@functools.lru_cache(maxsize=None)
+def _statements(table):
+    """The desk's statements on one service's ``opinion_requests``, built once."""
+    by_id = table.c.request_id == bindparam("request_id")
+    return types.SimpleNamespace(
+        exists=select(table.c.request_id).where(by_id),
+        row=select(table).where(by_id),
+        insert=insert(table),
+        update=update(table).where(table.c.request_id == bindparam("b_request_id")),
+    )
+
+
 class OpinionDeskEntrypoints:
     """Mixin for an agency service: inbox, signature and issuing of opinions."""
 
@@ -126,15 +140,12 @@ class OpinionDeskEntrypoints:
     def receive_opinion_request(self, event):
         """Check, draft and (if automatic) issue; one transaction, idempotent by event id."""
         request = event["payload"]
-        table = self._desk_table()
+        sql = _statements(self._desk_table())
         with self.db.transaction(event=event) as tx:
-            exists = tx.session.execute(
-                select(table.c.request_id).where(table.c.request_id == request["request_id"])
-            ).first()
-            if exists:
+            if tx.conn.execute(sql.exists, {"request_id": request["request_id"]}).first():
                 return
             draft = self.check_opinion(request)
-            tx.session.execute(table.insert().values(
+            row = dict(
                 request_id=request["request_id"],
                 code=request["project"]["code"],
                 agency=request["agency"],
@@ -149,21 +160,29 @@ class OpinionDeskEntrypoints:
                 conditions=json.dumps(draft.conditions, ensure_ascii=False),
                 data=json.dumps(draft.data, ensure_ascii=False),
                 received_at=utcnow(),
-            ))
+            )
+            tx.conn.execute(sql.insert, row)
             if request["sign"] == "auto":
-                self._issue(tx, request["request_id"], signed_by="auto")
+                self._issue(tx, request["request_id"], signed_by="auto", row=types.SimpleNamespace(**row),
+                            request=request)
 
-    def _issue(self, tx, request_id, signed_by, verdict=None, conditions=None, comment=None):
-        table = self._desk_table()
-        row = tx.session.execute(select(table).where(table.c.request_id == request_id)).one()
+    def _issue(self, tx, request_id, signed_by, verdict=None, conditions=None, comment=None, row=None,
+               request=None):
+        """Issue a pending opinion. ``row``/``request``: the desk row and request just
+        written in this transaction (else both are read back)."""
+        sql = _statements(self._desk_table())
+        if row is None:
+            row = tx.conn.execute(sql.row, {"request_id": request_id}).one()
         final_verdict = verdict or row.verdict
         final_conditions = json.loads(row.conditions) if conditions is None else list(conditions)
         now = utcnow()
-        tx.session.execute(update(table).where(table.c.request_id == request_id).values(
-            status="issued", verdict=final_verdict, conditions=json.dumps(final_conditions, ensure_ascii=False),
+        tx.conn.execute(sql.update, dict(
+            b_request_id=request_id, status="issued", verdict=final_verdict,
+            conditions=json.dumps(final_conditions, ensure_ascii=False),
             signed_by=signed_by, signed_at=now, comment=comment,
         ))
-        request = json.loads(row.request)
+        if request is None:
+            request = json.loads(row.request)
         payload = {
             "request_id": request_id,
             "code": row.code,
@@ -179,7 +198,7 @@ class OpinionDeskEntrypoints:
         }
         # an official act: signed with the agency service's key and kept in the audit chain
         payload["signature"] = signing.keyring(self.name).sign(payload)
-        audit.append(tx.session, self.db.metadata.tables["audit_log"], action="opinion_issued",
+        audit.append(tx.conn, self.db.metadata.tables["audit_log"], action="opinion_issued",
                      ref=request_id, code=row.code, actor=signed_by, digest=signing.digest(payload))
         tx.emit("opinion_issued", payload, correlation_id=row.code)
         hook = getattr(self, "on_opinion_issued", None)
@@ -198,14 +217,14 @@ class OpinionDeskEntrypoints:
             query = query.where(table.c.agency == args["agency"])
         if args.get("code"):
             query = query.where(table.c.code == args["code"])
-        with self.db.read() as session:
-            return [record(row) for row in session.execute(query)]
+        with self.db.read() as conn:
+            return [record(row) for row in conn.execute(query)]
 
     @rpc_method("desk.verify_audit")
     def verify_audit(self, args):
         """An auditor's check of the hash chain of issued opinions."""
-        with self.db.read() as session:
-            ok, entries, broken = audit.verify(session, self.db.metadata.tables["audit_log"])
+        with self.db.read() as conn:
+            ok, entries, broken = audit.verify(conn, self.db.metadata.tables["audit_log"])
         return {"ok": ok, "entries": entries, "broken_at": broken}
 
     @rpc_method("desk.get_opinion")
@@ -214,8 +233,8 @@ class OpinionDeskEntrypoints:
 
     def _opinion_record(self, request_id):
         table = self._desk_table()
-        with self.db.read() as session:
-            row = session.execute(select(table).where(table.c.request_id == request_id)).first()
+        with self.db.read() as conn:
+            row = conn.execute(select(table).where(table.c.request_id == request_id)).first()
         if row is None:
             raise NotFound(message_zh=f"意见请求 {request_id} 不存在",
                            message_en=f"opinion request {request_id} not found", field="request_id")
@@ -226,7 +245,7 @@ class OpinionDeskEntrypoints:
         """An officer signs (签发) a pending opinion for their own agency."""
         table = self._desk_table()
         with self.db.transaction() as tx:
-            row = tx.session.execute(select(table).where(table.c.request_id == args["request_id"])).first()
+            row = tx.conn.execute(select(table).where(table.c.request_id == args["request_id"])).first()
             if row is None:
                 raise NotFound(message_zh=f"意见请求 {args['request_id']} 不存在",
                                message_en=f"opinion request {args['request_id']} not found")

@@ -72,6 +72,8 @@ class Instrumentation(DependencyProvider):
     """
 
     def setup(self):
+        from .dependencies import contract_checks
+        contract_checks()  # a misspelt CONTRACT_CHECKS stops the service at start, not at each call
         self.service = self.container.service_name
         self._started = {}
         self.counts = collections.Counter()

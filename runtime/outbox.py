@@ -120,8 +120,8 @@ class OutboxRelay:
 
     def _flush_table(self):
         fresh_before = len(self._fresh)
-        with self.core.read() as session:
-            rows = session.execute(self._scan).all()
+        with self.core.read() as conn:
+            rows = conn.execute(self._scan).all()
         if len(rows) < self.batch_size:
             # the table is drained by this batch: what was committed before the scan is in
             # ``rows`` (or was sent before), what is committed after it arrives in ``_fresh``
@@ -176,7 +176,7 @@ class OutboxRelay:
             now = utcnow()
             with self.core.transaction() as tx:
                 for start in range(0, len(ids), 500):
-                    tx.session.execute(self._mark, {"ids": ids[start:start + 500], "now": now})
+                    tx.conn.execute(self._mark, {"ids": ids[start:start + 500], "now": now})
             self.on_published(sent)
         return {row.event_id for row in sent}
 
@@ -188,8 +188,8 @@ class OutboxRelay:
     def pending(self):
         """(count, age in seconds of the oldest unsent event) for metrics and health."""
         outbox = self.core.outbox
-        with self.core.read() as session:
-            count, oldest = session.execute(
+        with self.core.read() as conn:
+            count, oldest = conn.execute(
                 select(func.count(outbox.c.id), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
             ).one()
         age = (utcnow() - oldest).total_seconds() if oldest else 0.0

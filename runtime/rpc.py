@@ -48,6 +48,7 @@ from nameko.rpc import ServiceRpc as NamekoServiceRpc
 from nameko.rpc import get_rpc_exchange
 
 from .publisher import connection_params
+from .workers import spawn_if_room
 
 log = logging.getLogger(__name__)
 
@@ -322,8 +323,7 @@ class Rpc(NamekoRpc):
     rpc_consumer = RpcConsumer()
 
     def handle_message(self, body, message):
-        pool = getattr(self.container, "_worker_pool", None)
-        if pool is None or pool.free() <= 0 or not isinstance(body, dict):
+        if not isinstance(body, dict):
             return super().handle_message(body, message)
         try:
             args = body["args"]
@@ -331,10 +331,10 @@ class Rpc(NamekoRpc):
         except KeyError:
             raise MalformedRequest("Message missing `args` or `kwargs`")
         self.check_signature(args, kwargs)
-        context_data = decode_from_headers(message.headers)
         try:
-            self.container.spawn_worker(self, args, kwargs, context_data=context_data,
-                                        handle_result=partial(self.handle_result, message))
+            if not spawn_if_room(self, args, kwargs, decode_from_headers(message.headers),
+                                 partial(self.handle_result, message)):
+                return super().handle_message(body, message)  # a full pool: nameko's waiter thread
         except ContainerBeingKilled:
             self.rpc_consumer.consumer.requeue_message(message)
 

@@ -7,6 +7,7 @@ we fall back to Monday–Friday and say so (``estimated``), rather than fail.
 """
 import calendar
 import datetime as dt
+import functools
 
 try:
     import chinese_calendar
@@ -14,8 +15,11 @@ except ImportError:  # pragma: no cover - it is a pinned dependency
     chinese_calendar = None
 
 
+@functools.lru_cache(maxsize=4096)
 def is_workday(day):
-    """(is it a working day, is the answer estimated)."""
+    """(is it a working day, is the answer estimated). Cached: a due date counts up to
+    tens of days, for every opinion requested, and the calendar never changes while a
+    process runs (a new year's arrangement comes with a new ``chinese-calendar`` release)."""
     if chinese_calendar is not None:
         try:
             return chinese_calendar.is_workday(day), False

@@ -11,6 +11,10 @@ import pytest  # noqa: E402
 
 from tests.support import broker, databases  # noqa: E402
 
+# every RPC answer in the tests is checked against its contract (services started by the
+# tests, in-process or as processes, inherit it); deployments default to ``events``
+os.environ.setdefault("CONTRACT_CHECKS", "strict")
+
 
 @pytest.fixture
 def vhost_uri():

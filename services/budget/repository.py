@@ -36,13 +36,13 @@ def seed_envelopes(core, defaults, years):
     """Seed ``defaults`` for each of ``years`` when the envelopes table is empty."""
     try:
         with core.transaction() as tx:
-            if tx.session.execute(select(func.count()).select_from(envelopes)).scalar():
+            if tx.conn.execute(select(func.count()).select_from(envelopes)).scalar():
                 return 0
             now = utcnow()
             rows = [{"year": year, "source": source, "total": total, "committed": 0, "updated_at": now}
                     for year in years for source, total in defaults.items()]
             if rows:
-                tx.session.execute(envelopes.insert(), rows)
+                tx.conn.execute(envelopes.insert(), rows)
             return len(rows)
     except IntegrityError:  # another replica seeded at the same moment
         return 0
@@ -59,8 +59,8 @@ def _envelope_record(row):
     }
 
 
-def find_envelope(session, year, source):
-    row = session.execute(
+def find_envelope(conn, year, source):
+    row = conn.execute(
         select(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
     ).first()
     if row is None:
@@ -68,13 +68,13 @@ def find_envelope(session, year, source):
     return Envelope(year=row.year, source=row.source, total=row.total, committed=row.committed)
 
 
-def set_envelope(session, year, source, total):
-    row = session.execute(
+def set_envelope(conn, year, source, total):
+    row = conn.execute(
         select(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
     ).first()
     now = utcnow()
     if row is None:
-        session.execute(envelopes.insert().values(year=year, source=source, total=total, committed=0, updated_at=now))
+        conn.execute(envelopes.insert().values(year=year, source=source, total=total, committed=0, updated_at=now))
     else:
         if total < row.committed:
             raise Conflict(
@@ -82,36 +82,36 @@ def set_envelope(session, year, source, total):
                 message_en=f"total {total} yuan is below the {row.committed} yuan already committed",
                 field="total",
             )
-        session.execute(update(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
-                        .values(total=total, updated_at=now))
-    return _envelope_record(session.execute(
+        conn.execute(update(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
+                     .values(total=total, updated_at=now))
+    return _envelope_record(conn.execute(
         select(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
     ).one())
 
 
-def list_envelopes(session, year=None):
+def list_envelopes(conn, year=None):
     query = select(envelopes).order_by(envelopes.c.year, envelopes.c.source)
     if year is not None:
         query = query.where(envelopes.c.year == year)
-    return [_envelope_record(row) for row in session.execute(query)]
+    return [_envelope_record(row) for row in conn.execute(query)]
 
 
-def commit_to_envelope(session, year, source, amount):
+def commit_to_envelope(conn, year, source, amount):
     """Add ``amount`` to the envelope's committed sum; True if it fitted the remaining room."""
-    envelope = find_envelope(session, year, source)
+    envelope = find_envelope(conn, year, source)
     if envelope is None:
-        session.execute(envelopes.insert().values(year=year, source=source, total=0, committed=amount,
-                                                  updated_at=utcnow()))
+        conn.execute(envelopes.insert().values(year=year, source=source, total=0, committed=amount,
+                                               updated_at=utcnow()))
         return amount == 0
-    session.execute(update(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
-                    .values(committed=envelopes.c.committed + amount, updated_at=utcnow()))
+    conn.execute(update(envelopes).where(envelopes.c.year == year, envelopes.c.source == source)
+                 .values(committed=envelopes.c.committed + amount, updated_at=utcnow()))
     return envelope.remaining >= amount
 
 
 # ---- cost reviews -------------------------------------------------------------------
 
-def store_cost_review(session, *, code, request_id, origin, review, cite):
-    result = session.execute(cost_reviews.insert().values(
+def store_cost_review(conn, *, code, request_id, origin, review, cite):
+    result = conn.execute(cost_reviews.insert().values(
         code=code,
         request_id=request_id,
         origin=origin,
@@ -136,22 +136,22 @@ def store_cost_review(session, *, code, request_id, origin, review, cite):
         "reasons": json.dumps(line["reasons"], ensure_ascii=False),
     } for line in review["lines"]]
     if rows:
-        session.execute(cost_review_lines.insert(), rows)
+        conn.execute(cost_review_lines.insert(), rows)
     return review_id
 
 
-def cost_review(session, *, code=None, review_id=None):
+def cost_review(conn, *, code=None, review_id=None):
     """A stored review by id, or the newest review of ``code``."""
     query = select(cost_reviews)
     if review_id is not None:
         query = query.where(cost_reviews.c.id == review_id)
     else:
         query = query.where(cost_reviews.c.code == code).order_by(cost_reviews.c.id.desc()).limit(1)
-    row = session.execute(query).first()
+    row = conn.execute(query).first()
     if row is None:
         raise NotFound(message_zh=f"项目 {code} 尚无造价评审记录", message_en=f"no cost review recorded for project {code}",
                        field="code")
-    lines = session.execute(
+    lines = conn.execute(
         select(cost_review_lines).where(cost_review_lines.c.review_id == row.id).order_by(cost_review_lines.c.line_no)
     ).all()
     return {
@@ -181,21 +181,21 @@ def cost_review(session, *, code=None, review_id=None):
 
 # ---- allocations --------------------------------------------------------------------
 
-def latest_application(session, desk_table, code):
+def latest_application(conn, desk_table, code):
     """The application of the newest opinion request budget received for ``code``, or None."""
-    row = session.execute(
+    row = conn.execute(
         select(desk_table.c.request).where(desk_table.c.code == code)
         .order_by(desk_table.c.received_at.desc()).limit(1)
     ).first()
     return json.loads(row.request)["application"] if row else None
 
 
-def allocation_exists(session, code):
-    return session.execute(select(allocations.c.code).where(allocations.c.code == code)).first() is not None
+def allocation_exists(conn, code):
+    return conn.execute(select(allocations.c.code).where(allocations.c.code == code)).first() is not None
 
 
-def record_allocation(session, **values):
-    session.execute(allocations.insert().values(recorded_at=utcnow(), **values))
+def record_allocation(conn, **values):
+    conn.execute(allocations.insert().values(recorded_at=utcnow(), **values))
 
 
 def _allocation_record(row):
@@ -206,16 +206,16 @@ def _allocation_record(row):
     return data
 
 
-def get_allocation(session, code):
-    row = session.execute(select(allocations).where(allocations.c.code == code)).first()
+def get_allocation(conn, code):
+    row = conn.execute(select(allocations).where(allocations.c.code == code)).first()
     if row is None:
         raise NotFound(message_zh=f"项目 {code} 尚无资金安排记录", message_en=f"no allocation recorded for project {code}",
                        field="code")
     return _allocation_record(row)
 
 
-def list_allocations(session, year=None):
+def list_allocations(conn, year=None):
     query = select(allocations).order_by(allocations.c.year, allocations.c.approved_on, allocations.c.code)
     if year is not None:
         query = query.where(allocations.c.year == year)
-    return [_allocation_record(row) for row in session.execute(query)]
+    return [_allocation_record(row) for row in conn.execute(query)]

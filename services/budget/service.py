@@ -29,7 +29,7 @@ class BudgetService(OpinionDeskEntrypoints, OpsEndpoints):
     @subscribe("review", "opinion_requested", routing_key="opinion_requested.budget")
     def handle_opinion_requested(self, event):
         # read what the checks need before the desk opens its write transaction: a read
-        # session inside it would wait on SQLite's single writer
+        # conn inside it would wait on SQLite's single writer
         self._envelopes = {event["payload"]["request_id"]: self._envelope_for(event["payload"])}
         self.receive_opinion_request(event)
 
@@ -37,8 +37,8 @@ class BudgetService(OpinionDeskEntrypoints, OpsEndpoints):
         funding = request["application"].get("funding")
         if request["subject"] != "funding" or not funding:
             return None
-        with self.db.read() as session:
-            return repository.find_envelope(session, request["application"]["year"], funding["source"])
+        with self.db.read() as conn:
+            return repository.find_envelope(conn, request["application"]["year"], funding["source"])
 
     def check_opinion(self, request):
         application = request["application"]
@@ -55,7 +55,7 @@ class BudgetService(OpinionDeskEntrypoints, OpsEndpoints):
         if payload["subject"] != "cost" or payload["data"].get("reviewed_amount") is None:
             return
         repository.store_cost_review(
-            tx.session, code=payload["code"], request_id=payload["request_id"], origin="opinion",
+            tx.conn, code=payload["code"], request_id=payload["request_id"], origin="opinion",
             review=payload["data"], cite=self._cites(request)("cost_review"),
         )
 
@@ -81,18 +81,18 @@ class BudgetService(OpinionDeskEntrypoints, OpsEndpoints):
         approved = event["payload"]
         ref = approved["project"]
         with self.db.transaction(event=event) as tx:
-            if repository.allocation_exists(tx.session, ref["code"]):
+            if repository.allocation_exists(tx.conn, ref["code"]):
                 return
-            application = repository.latest_application(tx.session, self._desk_table(), ref["code"]) or {}
+            application = repository.latest_application(tx.conn, self._desk_table(), ref["code"]) or {}
             funding = application.get("funding") or {}
             year = application.get("year") or int(approved["approved_on"][:4])
             source = funding.get("source") or DEFAULT_SOURCE
             project = dict(application, code=ref["code"], kind=ref["kind"], amount=approved["approved_amount"],
                            pool=approved["pool"])
             channel = profile().funding_pool(project)
-            within = repository.commit_to_envelope(tx.session, year, source, approved["approved_amount"])
+            within = repository.commit_to_envelope(tx.conn, year, source, approved["approved_amount"])
             repository.record_allocation(
-                tx.session,
+                tx.conn,
                 code=ref["code"], project_name=ref["name"], unit_id=ref["unit_id"],
                 year=year, source=source, amount=approved["approved_amount"], within_envelope=within,
                 pool=approved["pool"],
@@ -106,35 +106,35 @@ class BudgetService(OpinionDeskEntrypoints, OpsEndpoints):
     @rpc_method("budget.set_envelope")
     def set_envelope(self, args):
         with self.db.transaction() as tx:
-            return repository.set_envelope(tx.session, args["year"], args["source"], args["total"])
+            return repository.set_envelope(tx.conn, args["year"], args["source"], args["total"])
 
     @rpc_method("budget.list_envelopes")
     def list_envelopes(self, args):
-        with self.db.read() as session:
-            return repository.list_envelopes(session, args.get("year"))
+        with self.db.read() as conn:
+            return repository.list_envelopes(conn, args.get("year"))
 
     @rpc_method("budget.review_cost")
     def review_cost(self, args):
         cite = profile().cite("cost_review", fallback="suite rule: direct cost review (budget.review_cost)")
         review = domain.review_estimate(args["lines"], self._cost_rules())
         with self.db.transaction() as tx:
-            review_id = repository.store_cost_review(tx.session, code=args["code"], request_id=None, origin="rpc",
+            review_id = repository.store_cost_review(tx.conn, code=args["code"], request_id=None, origin="rpc",
                                                      review=review, cite=cite)
-        with self.db.read() as session:
-            return repository.cost_review(session, review_id=review_id)
+        with self.db.read() as conn:
+            return repository.cost_review(conn, review_id=review_id)
 
     @rpc_method("budget.get_cost_review")
     def get_cost_review(self, args):
-        with self.db.read() as session:
-            return repository.cost_review(session, code=args["code"])
+        with self.db.read() as conn:
+            return repository.cost_review(conn, code=args["code"])
 
     @rpc_method("budget.get_funding")
     def get_funding(self, args):
-        with self.db.read() as session:
-            return repository.get_allocation(session, args["code"])
+        with self.db.read() as conn:
+            return repository.get_allocation(conn, args["code"])
 
     @rpc_method("budget.list_allocations")
     def list_allocations(self, args):
-        with self.db.read() as session:
-            return repository.list_allocations(session, args.get("year"))
+        with self.db.read() as conn:
+            return repository.list_allocations(conn, args.get("year"))
 

@@ -11,9 +11,9 @@ def _iso(value):
     return value.isoformat() + "Z"
 
 
-def record_grading(session, *, code, request_id, grading, level, business_level, service_level,
+def record_grading(conn, *, code, request_id, grading, level, business_level, service_level,
                    level_claimed, filing_required, yearly_test_required, verdict, signed_by, cite):
-    session.execute(gradings.insert().values(
+    conn.execute(gradings.insert().values(
         code=code,
         request_id=request_id,
         level=level,
@@ -33,8 +33,8 @@ def record_grading(session, *, code, request_id, grading, level, business_level,
     ))
 
 
-def latest_grading(session, code):
-    row = session.execute(
+def latest_grading(conn, code):
+    row = conn.execute(
         select(gradings).where(gradings.c.code == code).order_by(gradings.c.id.desc()).limit(1)
     ).first()
     if row is None:

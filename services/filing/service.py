@@ -40,7 +40,7 @@ class FilingService(OpinionDeskEntrypoints, OpsEndpoints):
             return
         level = data["level"]
         repository.record_grading(
-            tx.session,
+            tx.conn,
             code=payload["code"],
             request_id=payload["request_id"],
             grading=request["application"]["grading"],
@@ -69,5 +69,5 @@ class FilingService(OpinionDeskEntrypoints, OpsEndpoints):
 
     @rpc_method("filing.get_grading")
     def get_grading(self, args):
-        with self.db.read() as session:
-            return repository.latest_grading(session, args["code"])
+        with self.db.read() as conn:
+            return repository.latest_grading(conn, args["code"])

@@ -1,12 +1,12 @@
 """Persistence of the registry: the ledger, its history, code counters and the catalog.
 
-Functions take a SQLAlchemy session (from ``db.transaction()`` or ``db.read()``) and
+Functions take a SQLAlchemy conn (from ``db.transaction()`` or ``db.read()``) and
 speak in plain dicts; the use cases decide, these only read and write.
 """
 import datetime as dt
 import json
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from contracts import NotFound
 from contracts.enums import POOLS, PROJECT_KINDS, PROJECT_STATES
@@ -24,34 +24,56 @@ def _json(value):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# Statements used on every project are built once, with bound parameters: building a
+# statement and its cache key costs SQLAlchemy more than running it (bench/README.md).
+# An UPDATE without ``.values()`` sets the columns named in the parameters it is given.
+_FIND_PROJECT = select(projects).where(projects.c.code == bindparam("code"))
+_LOCK_PROJECT = _FIND_PROJECT.with_for_update()
+_INSERT_PROJECT = insert(projects)
+_UPDATE_PROJECT = update(projects).where(projects.c.code == bindparam("b_code"))
+_INSERT_HISTORY = insert(project_history)
+_HISTORY = select(project_history).where(project_history.c.code == bindparam("code")).order_by(project_history.c.id)
+_SYSTEM_OF_PROJECT = select(systems).where(systems.c.project_code == bindparam("project_code")).order_by(systems.c.id)
+_SYSTEM_BY_NAME = select(systems).where(systems.c.unit_id == bindparam("unit_id"),
+                                        systems.c.name == bindparam("name")).order_by(systems.c.id)
+_INSERT_SYSTEM = insert(systems)
+_NEXT_SEQUENCE = {}
+
+
 # ---- code counters -----------------------------------------------------------------
 
-def next_sequence(session, year, admin_code):
+def _next_sequence_statement(dialect):
+    stmt = _NEXT_SEQUENCE.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        stmt = upsert(code_counters).values(year=bindparam("year"), admin_code=bindparam("admin_code"), last=1)
+        stmt = _NEXT_SEQUENCE[dialect] = stmt.on_conflict_do_update(
+            index_elements=[code_counters.c.year, code_counters.c.admin_code],
+            set_={"last": code_counters.c.last + 1},
+        ).returning(code_counters.c.last)
+    return stmt
+
+
+def next_sequence(conn, year, admin_code):
     """The next sequence number for (year, admin code), taken inside the caller's
     transaction. One statement: INSERT .. ON CONFLICT DO UPDATE .. RETURNING, which
     row-locks the counter on PostgreSQL until the transaction ends."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    else:  # pragma: no cover - the suite runs on SQLite and PostgreSQL
-        return _next_sequence_portable(session, year, admin_code)
-    stmt = upsert(code_counters).values(year=year, admin_code=admin_code, last=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[code_counters.c.year, code_counters.c.admin_code],
-        set_={"last": code_counters.c.last + 1},
-    ).returning(code_counters.c.last)
-    return session.execute(stmt).scalar_one()
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the suite runs on both
+        return _next_sequence_portable(conn, year, admin_code)
+    return conn.execute(_next_sequence_statement(dialect), {"year": year, "admin_code": admin_code}).scalar_one()
 
 
-def _next_sequence_portable(session, year, admin_code):  # pragma: no cover
+def _next_sequence_portable(conn, year, admin_code):  # pragma: no cover
     where = (code_counters.c.year == year) & (code_counters.c.admin_code == admin_code)
-    last = session.execute(select(code_counters.c.last).where(where).with_for_update()).scalar()
+    last = conn.execute(select(code_counters.c.last).where(where).with_for_update()).scalar()
     if last is None:
-        session.execute(insert(code_counters).values(year=year, admin_code=admin_code, last=1))
+        conn.execute(insert(code_counters).values(year=year, admin_code=admin_code, last=1))
         return 1
-    session.execute(update(code_counters).where(where).values(last=last + 1))
+    conn.execute(update(code_counters).where(where).values(last=last + 1))
     return last + 1
 
 
@@ -60,7 +82,7 @@ def _next_sequence_portable(session, year, admin_code):  # pragma: no cover
 SUMMARY_COLUMNS = [c for c in projects.c if c.name != "application"]
 
 
-def insert_project(session, values):
+def insert_project(conn, values):
     now = utcnow()
     row = dict(values)
     row["intake_findings"] = _json(row.get("intake_findings") or [])
@@ -70,27 +92,28 @@ def insert_project(session, values):
     row.setdefault("returns", 0)
     row["created_at"] = now
     row["updated_at"] = now
-    session.execute(insert(projects).values(**row))
+    conn.execute(_INSERT_PROJECT, row)
 
 
-def update_project(session, code, **values):
+def update_project(conn, code, **values):
     for key in ("intake_findings", "application", "reasons", "approval_conditions"):
         if key in values and not isinstance(values[key], str) and values[key] is not None:
             values[key] = _json(values[key])
     values["updated_at"] = utcnow()
-    session.execute(update(projects).where(projects.c.code == code).values(**values))
+    values["b_code"] = code
+    conn.execute(_UPDATE_PROJECT, values)
 
 
-def lock_project(session, code):
+def lock_project(conn, code):
     """The project row for an update (row-locked on PostgreSQL), or NotFound."""
-    row = session.execute(select(projects).where(projects.c.code == code).with_for_update()).first()
+    row = conn.execute(_LOCK_PROJECT, {"code": code}).first()
     if row is None:
         raise not_found(code)
     return row
 
 
-def find_project(session, code):
-    return session.execute(select(projects).where(projects.c.code == code)).first()
+def find_project(conn, code):
+    return conn.execute(_FIND_PROJECT, {"code": code}).first()
 
 
 def not_found(code):
@@ -144,14 +167,14 @@ def view(row):
     return out
 
 
-def get_view(session, code):
-    row = find_project(session, code)
+def get_view(conn, code):
+    row = find_project(conn, code)
     if row is None:
         raise not_found(code)
     return view(row)
 
 
-def list_summaries(session, unit_id=None, state=None, pool=None, limit=50, offset=0):
+def list_summaries(conn, unit_id=None, state=None, pool=None, limit=50, offset=0):
     """A page of the ledger, newest first, and the total that matches the filter.
     Each filter combination has an index ending in ``id`` (see models)."""
     where = []
@@ -162,29 +185,27 @@ def list_summaries(session, unit_id=None, state=None, pool=None, limit=50, offse
     if pool:
         where.append(projects.c.pool == pool)
     page = select(*SUMMARY_COLUMNS).where(*where).order_by(projects.c.id.desc()).limit(limit).offset(offset)
-    total = session.execute(select(func.count()).select_from(projects).where(*where)).scalar_one()
-    items = [summary(row) for row in session.execute(page)]
+    total = conn.execute(select(func.count()).select_from(projects).where(*where)).scalar_one()
+    items = [summary(row) for row in conn.execute(page)]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 # ---- history -----------------------------------------------------------------------
 
-def add_history(session, code, entries):
+def add_history(conn, code, entries):
     """Append history entries (dicts from the domain) in order."""
     if not entries:
         return
     now = utcnow()
-    session.execute(insert(project_history), [
+    conn.execute(_INSERT_HISTORY, [
         {"code": code, "at": now, **entry} for entry in entries
     ])
 
 
-def history(session, code):
-    if find_project(session, code) is None:
+def history(conn, code):
+    if find_project(conn, code) is None:
         raise not_found(code)
-    rows = session.execute(
-        select(project_history).where(project_history.c.code == code).order_by(project_history.c.id)
-    )
+    rows = conn.execute(_HISTORY, {"code": code})
     return [{
         "at": _iso(row.at),
         "kind": row.kind,
@@ -211,7 +232,11 @@ def system_record(row):
     }
 
 
-def find_system(session, unit_id=None, name=None, project_code=None):
+def find_system(conn, unit_id=None, name=None, project_code=None):
+    if project_code is not None and unit_id is None and name is None:
+        return conn.execute(_SYSTEM_OF_PROJECT, {"project_code": project_code}).first()
+    if project_code is None and unit_id is not None and name is not None:
+        return conn.execute(_SYSTEM_BY_NAME, {"unit_id": unit_id, "name": name}).first()
     query = select(systems)
     if project_code is not None:
         query = query.where(systems.c.project_code == project_code)
@@ -219,31 +244,31 @@ def find_system(session, unit_id=None, name=None, project_code=None):
         query = query.where(systems.c.unit_id == unit_id)
     if name is not None:
         query = query.where(systems.c.name == name)
-    return session.execute(query.order_by(systems.c.id)).first()
+    return conn.execute(query.order_by(systems.c.id)).first()
 
 
-def insert_system(session, unit_id, name, project_code, status, cite):
+def insert_system(conn, unit_id, name, project_code, status, cite):
     now = utcnow()
-    result = session.execute(insert(systems).values(
+    result = conn.execute(_INSERT_SYSTEM, dict(
         unit_id=unit_id, name=name, project_code=project_code, status=status, cite=cite,
         registered_at=now, updated_at=now,
     ))
     return result.inserted_primary_key[0]
 
 
-def update_system(session, system_id, **values):
+def update_system(conn, system_id, **values):
     values["updated_at"] = utcnow()
-    session.execute(update(systems).where(systems.c.id == system_id).values(**values))
+    conn.execute(update(systems).where(systems.c.id == system_id).values(**values))
 
 
-def get_system(session, system_id):
-    return system_record(session.execute(select(systems).where(systems.c.id == system_id)).one())
+def get_system(conn, system_id):
+    return system_record(conn.execute(select(systems).where(systems.c.id == system_id)).one())
 
 
-def list_systems(session, unit_id=None, project_code=None, limit=500):
+def list_systems(conn, unit_id=None, project_code=None, limit=500):
     query = select(systems).order_by(systems.c.id).limit(limit)
     if unit_id:
         query = query.where(systems.c.unit_id == unit_id)
     if project_code:
         query = query.where(systems.c.project_code == project_code)
-    return [system_record(row) for row in session.execute(query)]
+    return [system_record(row) for row in conn.execute(query)]

@@ -17,8 +17,8 @@ def project_gauges(container):
     if core is None:
         return
     columns = (projects.c.jurisdiction, projects.c.state, projects.c.pool)
-    with core.read() as session:
-        rows = session.execute(select(*columns, func.count()).group_by(*columns)).all()
+    with core.read() as conn:
+        rows = conn.execute(select(*columns, func.count()).group_by(*columns)).all()
     m.replace_samples(m.PROJECTS, {(jurisdiction, state, pool or "none"): count
                                    for jurisdiction, state, pool, count in rows})
 

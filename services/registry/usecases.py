@@ -7,7 +7,6 @@ reads and writes from :mod:`.ledger`.
 import datetime as dt
 import logging
 
-from marshmallow import fields
 from sqlalchemy.exc import IntegrityError
 
 from contracts import Conflict, Forbidden, load
@@ -41,18 +40,12 @@ def _emit_submitted(tx, ref, application, revision, declared_on):
 # ---- declaring and revising -----------------------------------------------------------
 
 def complete_application(application):
-    """The application with every section's defaults filled in.
-
-    marshmallow does not load a ``load_default=dict`` section that the unit left out, so
-    ``facts`` would stay ``{}`` and a profile rule such as ``{not: {fact:
-    materials_complete}}`` would fire on a fact the unit never denied. The registry is
-    where applications enter the suite, so it stores and sends them complete."""
-    schema = ApplicationSchema()
-    raw = schema.dump(application)
-    for name, field in schema.fields.items():
-        if isinstance(field, fields.Nested) and field.load_default is dict and not raw.get(name):
-            raw[name] = {}
-    return load(schema, raw)
+    """A raw application loaded through its contract: every section the unit left out
+    comes back with its defaults (``flags``, ``facts``, the plans …), so a profile rule
+    such as ``{not: {fact: materials_complete}}`` never fires on a fact the unit never
+    denied. The RPC arguments of ``declare_project``/``revise_project`` are loaded so
+    already; this is for applications from elsewhere (tests, seeds, the benchmarks)."""
+    return load(ApplicationSchema, application)
 
 
 def declare_project(db, profile, today, args):
@@ -64,7 +57,7 @@ def declare_project(db, profile, today, args):
             f"This deployment serves {profile.key}; it does not take projects for {args['jurisdiction']}.",
             ONE_JURISDICTION_CITE, field="jurisdiction",
         )
-    application = complete_application(args["application"])
+    application = args["application"]  # loaded, defaults filled, by the args contract
     intake = domain.run_intake(profile, application, today)
     declaration = profile.data["declaration"]
     if intake.refused:
@@ -72,7 +65,7 @@ def declare_project(db, profile, today, args):
     else:
         state, pool = "in_approval", declaration["initial_pool"]
     with db.transaction() as tx:
-        sequence = ledger.next_sequence(tx.session, today.year, profile.admin_code)
+        sequence = ledger.next_sequence(tx.conn, today.year, profile.admin_code)
         if sequence > domain.MAX_SEQUENCE:
             raise Conflict(message_zh=f"{today.year} 年度项目编号已用尽", field="code",
                            message_en=f"no project sequence numbers left for {today.year}")
@@ -95,8 +88,8 @@ def declare_project(db, profile, today, args):
             "intake_findings": intake.findings,
             "application": application,
         }
-        ledger.insert_project(tx.session, values)
-        ledger.add_history(tx.session, code, domain.declaration_entries(
+        ledger.insert_project(tx.conn, values)
+        ledger.add_history(tx.conn, code, domain.declaration_entries(
             code, today.isoformat(), intake, state, pool, declaration["initial_pool_cite"],
         ))
         if not intake.refused:
@@ -110,9 +103,9 @@ def revise_project(db, profile, args):
     A revision that intake would refuse is refused (PolicyRefusal with the findings)
     and changes nothing: the project stays returned, so the unit can fix it."""
     code = args["code"]
-    application = complete_application(args["application"])
+    application = args["application"]  # loaded, defaults filled, by the args contract
     with db.transaction() as tx:
-        row = ledger.lock_project(tx.session, code)
+        row = ledger.lock_project(tx.conn, code)
         if row.unit_id != args["unit_id"]:
             raise Forbidden(message_zh=f"只有项目建设单位可以修改项目 {code}",
                             message_en=f"only the unit that declared {code} may revise it", field="unit_id")
@@ -144,8 +137,8 @@ def revise_project(db, profile, args):
             "intake_findings": intake.findings,
             "application": application,
         }
-        ledger.update_project(tx.session, code, **values)
-        ledger.add_history(tx.session, code, [
+        ledger.update_project(tx.conn, code, **values)
+        ledger.add_history(tx.conn, code, [
             domain.revision_entry(row.revision, revision),
             domain.intake_entry(intake.findings, False),
             domain.state_entry(row.state, "in_approval", None, "修改后重新报送审批", "resubmitted for approval"),
@@ -159,21 +152,21 @@ def revise_project(db, profile, args):
 # ---- reading -------------------------------------------------------------------------
 
 def get_project(db, code):
-    with db.read() as session:
-        return ledger.get_view(session, code)
+    with db.read() as conn:
+        return ledger.get_view(conn, code)
 
 
 def list_projects(db, args):
-    with db.read() as session:
+    with db.read() as conn:
         return ledger.list_summaries(
-            session, unit_id=args.get("unit_id"), state=args.get("state"), pool=args.get("pool"),
+            conn, unit_id=args.get("unit_id"), state=args.get("state"), pool=args.get("pool"),
             limit=args["limit"], offset=args["offset"],
         )
 
 
 def get_history(db, code):
-    with db.read() as session:
-        return ledger.history(session, code)
+    with db.read() as conn:
+        return ledger.history(conn, code)
 
 
 # ---- what review tells us ------------------------------------------------------------
@@ -183,10 +176,10 @@ def record_returned(db, event):
     p = event["payload"]
     code = p["project"]["code"]
     with db.transaction(event=event) as tx:
-        row = ledger.lock_project(tx.session, code)
-        ledger.update_project(tx.session, code, state="returned", returns=p["returns"], reasons=p["reasons"],
+        row = ledger.lock_project(tx.conn, code)
+        ledger.update_project(tx.conn, code, state="returned", returns=p["returns"], reasons=p["reasons"],
                               stage=p["stage"])
-        ledger.add_history(tx.session, code, domain.returned_entries(
+        ledger.add_history(tx.conn, code, domain.returned_entries(
             row.state, p["returns"], p["reasons"], p["stage"], p["cite"]))
 
 
@@ -195,10 +188,10 @@ def record_refused(db, event):
     p = event["payload"]
     code = p["project"]["code"]
     with db.transaction(event=event) as tx:
-        row = ledger.lock_project(tx.session, code)
-        ledger.update_project(tx.session, code, state="refused", reasons=p["reasons"],
+        row = ledger.lock_project(tx.conn, code)
+        ledger.update_project(tx.conn, code, state="refused", reasons=p["reasons"],
                               barred_until=p.get("barred_until"), stage=p["stage"])
-        ledger.add_history(tx.session, code, domain.refused_entries(
+        ledger.add_history(tx.conn, code, domain.refused_entries(
             row.state, p["reasons"], p.get("barred_until"), p["stage"], p["cite"]))
 
 
@@ -208,27 +201,27 @@ def record_approved(db, profile, event):
     p = event["payload"]
     code = p["project"]["code"]
     with db.transaction(event=event) as tx:
-        row = ledger.lock_project(tx.session, code)
+        row = ledger.lock_project(tx.conn, code)
         ledger.update_project(
-            tx.session, code, state="approved", pool=p["pool"], reasons=[],
+            tx.conn, code, state="approved", pool=p["pool"], reasons=[],
             approval_document_no=p["document_no"], approval_amount=p["approved_amount"],
             approval_decision_body=p["decision_body"], approved_on=p["approved_on"],
             approval_conditions=p.get("conditions") or [],
         )
-        ledger.add_history(tx.session, code, domain.approved_entries(
+        ledger.add_history(tx.conn, code, domain.approved_entries(
             row.state, row.pool, p["pool"], p["document_no"], p["decision_body"], p["approved_amount"], p["cite"]))
-        _catalog_planned_system(tx.session, profile, row)
+        _catalog_planned_system(tx.conn, profile, row)
 
 
-def _catalog_planned_system(session, profile, row):
-    if ledger.find_system(session, project_code=row.code) is not None:
+def _catalog_planned_system(conn, profile, row):
+    if ledger.find_system(conn, project_code=row.code) is not None:
         return
-    same_name = ledger.find_system(session, unit_id=row.unit_id, name=row.name)
+    same_name = ledger.find_system(conn, unit_id=row.unit_id, name=row.name)
     if same_name is not None:
         if same_name.project_code is None:
-            ledger.update_system(session, same_name.id, project_code=row.code)
+            ledger.update_system(conn, same_name.id, project_code=row.code)
         return
-    ledger.insert_system(session, row.unit_id, row.name, row.code, "planned", catalog_cite(profile))
+    ledger.insert_system(conn, row.unit_id, row.name, row.code, "planned", catalog_cite(profile))
 
 
 def record_stage(db, event):
@@ -236,9 +229,9 @@ def record_stage(db, event):
     p = event["payload"]
     code = p["project"]["code"]
     with db.transaction(event=event) as tx:
-        row = ledger.lock_project(tx.session, code)
-        ledger.update_project(tx.session, code, stage=p["stage"], stage_name=p["stage_name"])
-        ledger.add_history(tx.session, code, [domain.stage_entry(row.stage, p["stage"], p["stage_name"], p["cite"])])
+        row = ledger.lock_project(tx.conn, code)
+        ledger.update_project(tx.conn, code, stage=p["stage"], stage_name=p["stage_name"])
+        ledger.add_history(tx.conn, code, [domain.stage_entry(row.stage, p["stage"], p["stage_name"], p["cite"])])
 
 
 # ---- the data bureau's opinions ------------------------------------------------------
@@ -246,8 +239,8 @@ def record_stage(db, event):
 def ledger_facts(db, code):
     """What the opinion checks need from the ledger (read *before* the desk opens its
     transaction: on SQLite a read inside it would wait for the writer, i.e. itself)."""
-    with db.read() as session:
-        row = ledger.find_project(session, code)
+    with db.read() as conn:
+        row = ledger.find_project(conn, code)
     return {"declared_on": row.declared_on} if row is not None else {}
 
 
@@ -272,7 +265,7 @@ def opinion_issued(tx, profile, request, payload):
     """After the data bureau issues an opinion: note it in the history; an approving
     plan opinion puts the project in the yearly plan (年度计划)."""
     code = payload["code"]
-    row = ledger.find_project(tx.session, code)
+    row = ledger.find_project(tx.conn, code)
     if row is None:
         log.warning("opinion issued for a project not in the ledger", extra={"code": code})
         return
@@ -281,8 +274,8 @@ def opinion_issued(tx, profile, request, payload):
     if domain.plan_admitted(payload["subject"], payload["verdict"]) and row.pool != "yearly_plan":
         entries.append(domain.pool_entry(row.pool, "yearly_plan", request["cite"],
                                          "数据主管部门同意纳入年度计划", "the data bureau admitted it to the yearly plan"))
-        ledger.update_project(tx.session, code, pool="yearly_plan")
-    ledger.add_history(tx.session, code, entries)
+        ledger.update_project(tx.conn, code, pool="yearly_plan")
+    ledger.add_history(tx.conn, code, entries)
 
 
 # ---- the system catalog (系统目录) -----------------------------------------------------
@@ -296,8 +289,8 @@ def register_system(db, profile, args):
         system_id = _register_system(db, profile, args)
     except IntegrityError:  # the same name registered concurrently
         raise _system_exists(args) from None
-    with db.read() as session:
-        return ledger.get_system(session, system_id)
+    with db.read() as conn:
+        return ledger.get_system(conn, system_id)
 
 
 def _system_exists(args):
@@ -309,20 +302,20 @@ def _system_exists(args):
 def _register_system(db, profile, args):
     with db.transaction() as tx:
         if args.get("project_code"):
-            project = ledger.find_project(tx.session, args["project_code"])
+            project = ledger.find_project(tx.conn, args["project_code"])
             if project is None:
                 raise ledger.not_found(args["project_code"])
             if project.unit_id != args["unit_id"]:
                 raise Forbidden(message_zh=f"项目 {project.code} 不属于单位 {args['unit_id']}",
                                 message_en=f"project {project.code} does not belong to unit {args['unit_id']}",
                                 field="project_code")
-        if ledger.find_system(tx.session, unit_id=args["unit_id"], name=args["name"]) is not None:
+        if ledger.find_system(tx.conn, unit_id=args["unit_id"], name=args["name"]) is not None:
             raise _system_exists(args)
-        return ledger.insert_system(tx.session, args["unit_id"], args["name"], args.get("project_code"),
+        return ledger.insert_system(tx.conn, args["unit_id"], args["name"], args.get("project_code"),
                                     args["status"], catalog_cite(profile))
 
 
 def list_systems(db, args):
-    with db.read() as session:
-        return ledger.list_systems(session, unit_id=args.get("unit_id"), project_code=args.get("project_code"),
+    with db.read() as conn:
+        return ledger.list_systems(conn, unit_id=args.get("unit_id"), project_code=args.get("project_code"),
                                    limit=args["limit"])

@@ -219,6 +219,20 @@ def _dedupe(items):
 
 # ---- the saga --------------------------------------------------------------------------
 
+#: parts of a case the saga replaces but never changes in place: a copy may share them
+_SHARED_PARTS = ("project", "application")
+
+
+def _own(case):
+    """A copy of ``case`` the saga may change without touching the caller's: deep, except
+    for the project and its application, which the saga only replaces whole (copying
+    the application was the largest part of a step's cost)."""
+    shared = {key: case[key] for key in _SHARED_PARTS if key in case}
+    rest = copy.deepcopy({key: value for key, value in case.items() if key not in shared})
+    rest.update(shared)
+    return rest
+
+
 class Saga:
     """The approval pipeline of one jurisdiction.
 
@@ -232,12 +246,22 @@ class Saga:
                  own_agencies=(), document_names=None):
         self.profile = profile
         self.today = today
-        self.experts = list(experts)
+        self._experts = experts  # the pool, or a function that reads it when a panel is drawn
         self.rng = rng or random.SystemRandom()
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
         self.next_number = next_number
         self.own_agencies = set(own_agencies)
         self.document_names = document_names or {}
+
+    @property
+    def experts(self):
+        if callable(self._experts):
+            self._experts = self._experts()
+        return list(self._experts)
+
+    @experts.setter
+    def experts(self, pool):
+        self._experts = pool
 
     # -- profile shortcuts ---------------------------------------------------------------
     @property
@@ -267,7 +291,7 @@ class Saga:
             self._advance(case, cmds)
             return Outcome(case, cmds)
 
-        case = copy.deepcopy(case)
+        case = _own(case)
         state = case["state"]
         if state in ("in_progress", "approved"):
             return Outcome(case, [], ignored=f"case {case['code']} is {state}; submission ignored")
@@ -292,7 +316,7 @@ class Saga:
 
     def opinion_issued(self, case, opinion):
         """An agency answered (opinion_issued). Stale or repeated answers change nothing."""
-        case = copy.deepcopy(case)
+        case = _own(case)
         if case["state"] != "in_progress":
             return Outcome(case, [], ignored=f"case is {case['state']}")
         stage = self._current(case)
@@ -355,7 +379,7 @@ class Saga:
 
     def submit_document(self, case, *, unit_id, doc_type, title, summary=""):
         """The unit hands in a document (or a new version of it)."""
-        case = copy.deepcopy(case)
+        case = _own(case)
         if unit_id != case["unit_id"]:
             raise RuleBroken("forbidden", "own_project_only", "只有项目建设单位可以提交本项目的材料",
                              "only the applying unit may submit documents for its project", field="unit_id")
@@ -391,7 +415,7 @@ class Saga:
     def redraw_panel(self, case, *, directed=(), officer_id, officer_agency):
         """A DRC officer draws the panel again, with directed picks (定向选取), before any vote."""
         self._check_officer(officer_agency, self._experts_rules["panel"]["cite"])
-        case = copy.deepcopy(case)
+        case = _own(case)
         stage = self._active_of_type(case, "experts")
         panel = stage.get("panel")
         if panel and panel["votes"]:
@@ -409,7 +433,7 @@ class Saga:
         """Record one panel member's signed vote; the last vote decides the stage."""
         rules = self._experts_rules
         self._check_officer(officer_agency, rules["panel"]["cite"])
-        case = copy.deepcopy(case)
+        case = _own(case)
         stage = self._active_of_type(case, "experts")
         panel = stage.get("panel")
         if not panel:
@@ -441,7 +465,7 @@ class Saga:
         """A DRC officer signs the approval decision (审批决定)."""
         rules = self._decision_rules
         self._check_officer(officer_agency, rules["cite"])
-        case = copy.deepcopy(case)
+        case = _own(case)
         stage = self._active_of_type(case, "decision")
         if verdict not in ("approve", "reject"):
             raise RuleBroken("validation", "one_of", "审批决定必须是 approve 或 reject",

@@ -40,14 +40,14 @@ def review_gauges(container):
     now = m.now_china()
     today = now.date().isoformat()
     overdue = case((case_opinions.c.due_on < today, 1), else_=0)
-    with core.read() as session:
-        rows = session.execute(
+    with core.read() as conn:
+        rows = conn.execute(
             select(case_opinions.c.agency, func.count(), func.coalesce(func.sum(overdue), 0),
                    func.min(case_opinions.c.requested_on))
             .where(case_opinions.c.status == "requested")
             .group_by(case_opinions.c.agency)
         ).all()
-        barred = session.execute(
+        barred = conn.execute(
             select(func.count()).select_from(cases)
             .where(cases.c.state == "refused", cases.c.barred_until > today)
         ).scalar()

@@ -1,10 +1,10 @@
 """Persistence of the review service: cases, the pending-opinion index, the expert pool
-and the yearly numbering of approval documents. Works inside one session (one
+and the yearly numbering of approval documents. Works inside one conn (one
 transaction of :class:`runtime.db.DatabaseCore`)."""
 import json
 import uuid
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runtime.db import utcnow
@@ -16,16 +16,27 @@ def _dumps(value):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# Statements of every saga step, built once with bound parameters (building a statement
+# costs SQLAlchemy more than running it). An UPDATE without ``.values()`` sets the
+# columns named in its parameters.
+_CASE = select(cases.c.body).where(cases.c.code == bindparam("code"))
+_LOCK_CASE = _CASE.with_for_update()
+_INSERT_CASE = insert(cases)
+_UPDATE_CASE = update(cases).where(cases.c.code == bindparam("b_code"))
+_KNOWN_OPINIONS = select(case_opinions.c.request_id, case_opinions.c.status).where(
+    case_opinions.c.code == bindparam("code"))
+_INSERT_OPINION = insert(case_opinions)
+_OPINION_STATUS = update(case_opinions).where(case_opinions.c.request_id == bindparam("b_request_id"))
+_ACTIVE_EXPERTS = select(experts).where(experts.c.active.is_(True)).order_by(experts.c.expert_id)
+
+
 class ReviewRepository:
-    def __init__(self, session):
-        self.session = session
+    def __init__(self, conn):
+        self.conn = conn
 
     # -- cases ---------------------------------------------------------------------------
     def get_case(self, code, *, for_update=False):
-        query = select(cases.c.body).where(cases.c.code == code)
-        if for_update:
-            query = query.with_for_update()
-        body = self.session.execute(query).scalar()
+        body = self.conn.execute(_LOCK_CASE if for_update else _CASE, {"code": code}).scalar()
         return json.loads(body) if body is not None else None
 
     def save_case(self, case, *, new=False):
@@ -46,9 +57,9 @@ class ReviewRepository:
             updated_at=utcnow(),
         )
         if new:
-            self.session.execute(insert(cases).values(code=case["code"], created_at=utcnow(), **values))
+            self.conn.execute(_INSERT_CASE, dict(values, code=case["code"], created_at=values["updated_at"]))
         else:
-            self.session.execute(update(cases).where(cases.c.code == case["code"]).values(**values))
+            self.conn.execute(_UPDATE_CASE, dict(values, b_code=case["code"]))
         self._index_opinions(case)
 
     def list_cases(self, *, state=None, unit_id=None, limit=50, offset=0):
@@ -57,7 +68,7 @@ class ReviewRepository:
             query = query.where(cases.c.state == state)
         if unit_id:
             query = query.where(cases.c.unit_id == unit_id)
-        return [json.loads(body) for body in self.session.execute(query).scalars()]
+        return [json.loads(body) for body in self.conn.execute(query).scalars()]
 
     # -- pending opinions ----------------------------------------------------------------
     def _index_opinions(self, case):
@@ -66,12 +77,10 @@ class ReviewRepository:
         for stage in case["stages"]:
             for opinion in stage["opinions"]:
                 current[opinion["request_id"]] = (stage, opinion)
-        known = {row.request_id: row.status for row in self.session.execute(
-            select(case_opinions.c.request_id, case_opinions.c.status).where(case_opinions.c.code == case["code"])
-        )}
+        known = {row.request_id: row.status for row in self.conn.execute(_KNOWN_OPINIONS, {"code": case["code"]})}
         for request_id, (stage, opinion) in current.items():
             if request_id not in known:
-                self.session.execute(insert(case_opinions).values(
+                self.conn.execute(_INSERT_OPINION, dict(
                     request_id=request_id, code=case["code"], project_name=case["name"], unit_id=case["unit_id"],
                     stage=stage["key"], stage_name=stage["name"], agency=opinion["agency"],
                     agency_name=opinion["agency_name"], subject=opinion["subject"], sign=opinion["sign"],
@@ -79,12 +88,11 @@ class ReviewRepository:
                     cite=opinion["cite"],
                 ))
             elif known[request_id] != opinion["status"]:
-                self.session.execute(update(case_opinions).where(case_opinions.c.request_id == request_id)
-                                     .values(status=opinion["status"]))
+                self.conn.execute(_OPINION_STATUS, {"b_request_id": request_id, "status": opinion["status"]})
         stale = [rid for rid, status in known.items() if status == "requested" and rid not in current]
         if stale:
-            self.session.execute(update(case_opinions).where(case_opinions.c.request_id.in_(stale))
-                                 .values(status="withdrawn"))
+            self.conn.execute(update(case_opinions).where(case_opinions.c.request_id.in_(stale))
+                              .values(status="withdrawn"))
 
     def pending_opinions(self, *, code=None, agency=None):
         query = select(case_opinions).where(case_opinions.c.status == "requested") \
@@ -93,14 +101,12 @@ class ReviewRepository:
             query = query.where(case_opinions.c.code == code)
         if agency:
             query = query.where(case_opinions.c.agency == agency)
-        return [dict(row._mapping) for row in self.session.execute(query)]
+        return [dict(row._mapping) for row in self.conn.execute(query)]
 
     # -- experts -------------------------------------------------------------------------
     def experts(self, *, include_inactive=False):
-        query = select(experts).order_by(experts.c.expert_id)
-        if not include_inactive:
-            query = query.where(experts.c.active.is_(True))
-        return [self._expert(row) for row in self.session.execute(query)]
+        query = select(experts).order_by(experts.c.expert_id) if include_inactive else _ACTIVE_EXPERTS
+        return [self._expert(row) for row in self.conn.execute(query)]
 
     @staticmethod
     def _expert(row):
@@ -109,7 +115,7 @@ class ReviewRepository:
 
     def add_expert(self, *, name, unit_id, field, directed=False, expert_id=None, active=True):
         expert_id = expert_id or f"EXP-{uuid.uuid4().hex[:10]}"
-        self.session.execute(insert(experts).values(
+        self.conn.execute(insert(experts).values(
             expert_id=expert_id, name=name, unit_id=unit_id, field=field, directed=bool(directed),
             active=bool(active), created_at=utcnow(),
         ))
@@ -117,18 +123,18 @@ class ReviewRepository:
                 "directed": bool(directed), "active": bool(active)}
 
     def count_experts(self):
-        return self.session.execute(select(func.count()).select_from(experts)).scalar()
+        return self.conn.execute(select(func.count()).select_from(experts)).scalar()
 
     # -- numbering -----------------------------------------------------------------------
     def next_document_number(self, year):
         """The next number of ``year``'s approval documents, under a row lock."""
         try:
-            with self.session.begin_nested():
-                self.session.execute(insert(document_numbers).values(year=year, last=0))
+            with self.conn.begin_nested():
+                self.conn.execute(insert(document_numbers).values(year=year, last=0))
         except IntegrityError:
             pass  # the year's row exists already
-        last = self.session.execute(
+        last = self.conn.execute(
             select(document_numbers.c.last).where(document_numbers.c.year == year).with_for_update()
         ).scalar()
-        self.session.execute(update(document_numbers).where(document_numbers.c.year == year).values(last=last + 1))
+        self.conn.execute(update(document_numbers).where(document_numbers.c.year == year).values(last=last + 1))
         return last + 1

@@ -68,7 +68,7 @@ class ReviewCases:
     def _saga(self, repo):
         return Saga(
             self.profile, self.today,
-            experts=repo.experts(), rng=self.rng, next_number=repo.next_document_number,
+            experts=repo.experts, rng=self.rng, next_number=repo.next_document_number,
             own_agencies=OWN_AGENCIES, document_names=DOCUMENT_TYPES,
         )
 
@@ -77,7 +77,7 @@ class ReviewCases:
         payload = event["payload"]
         code = payload["project"]["code"]
         with self.db.transaction(event=event) as tx:
-            repo = ReviewRepository(tx.session)
+            repo = ReviewRepository(tx.conn)
             case = repo.get_case(code, for_update=True)
             outcome = self._saga(repo).submit(
                 case, project=payload["project"], application=payload["application"],
@@ -97,10 +97,10 @@ class ReviewCases:
         except signing.SignatureInvalid as exc:
             raise Poison(f"opinion {opinion['request_id']} refused: {exc}") from None
         with self.db.transaction(event=event) as tx:
-            audit.append(tx.session, self.db.metadata.tables["audit_log"], action="opinion_received",
+            audit.append(tx.conn, self.db.metadata.tables["audit_log"], action="opinion_received",
                          ref=opinion["request_id"], code=opinion["code"], actor=signer,
                          digest=signing.digest(opinion))
-            repo = ReviewRepository(tx.session)
+            repo = ReviewRepository(tx.conn)
             case = repo.get_case(opinion["code"], for_update=True)
             if case is None:
                 log.warning("opinion for an unknown case ignored", extra={"code": opinion["code"]})
@@ -109,16 +109,17 @@ class ReviewCases:
             self._store(tx, repo, outcome)
 
     # -- commands (RPC) ------------------------------------------------------------------
-    def _act(self, code, act):
-        """Run ``act(saga, case)`` on a locked case; store; return the case view."""
+    def _act(self, code, act, view=True):
+        """Run ``act(saga, case)`` on a locked case; store; return the case view (if
+        ``view``)."""
         with _rules(), self.db.transaction() as tx:
-            repo = ReviewRepository(tx.session)
+            repo = ReviewRepository(tx.conn)
             case = repo.get_case(code, for_update=True)
             if case is None:
                 raise _not_found(code)
             outcome = act(self._saga(repo), case)
             self._store(tx, repo, outcome)
-        return case_view(outcome.case, self.today, DOCUMENT_TYPES)
+        return case_view(outcome.case, self.today, DOCUMENT_TYPES) if view else None
 
     def submit_document(self, args):
         result = {}
@@ -132,7 +133,7 @@ class ReviewCases:
                           stage_completed=bool(outcome.commands))
             return outcome
 
-        self._act(args["code"], act)
+        self._act(args["code"], act, view=False)
         return result
 
     def redraw_panel(self, args):
@@ -151,8 +152,8 @@ class ReviewCases:
             verdict=args["verdict"], comment=args.get("comment") or ""))
 
     def sign_opinion(self, args):
-        with self.db.read() as session:
-            rows = ReviewRepository(session).pending_opinions()
+        with self.db.read() as conn:
+            rows = ReviewRepository(conn).pending_opinions()
         row = next((r for r in rows if r["request_id"] == args["request_id"]), None)
         if row is None:
             raise NotFound(message_zh=f"没有待出具的意见请求 {args['request_id']}",
@@ -164,32 +165,32 @@ class ReviewCases:
 
     def add_expert(self, args):
         with self.db.transaction() as tx:
-            return ReviewRepository(tx.session).add_expert(
+            return ReviewRepository(tx.conn).add_expert(
                 name=args["name"], unit_id=args["unit_id"], field=args["field"], directed=args["directed"])
 
     # -- queries -------------------------------------------------------------------------
     def get_case(self, code):
-        with self.db.read() as session:
-            case = ReviewRepository(session).get_case(code)
+        with self.db.read() as conn:
+            case = ReviewRepository(conn).get_case(code)
         if case is None:
             raise _not_found(code)
         return case_view(case, self.today, DOCUMENT_TYPES)
 
     def list_cases(self, args):
-        with self.db.read() as session:
-            found = ReviewRepository(session).list_cases(
+        with self.db.read() as conn:
+            found = ReviewRepository(conn).list_cases(
                 state=args.get("state"), unit_id=args.get("unit_id"), limit=args["limit"], offset=args["offset"])
         return [case_summary(c) for c in found]
 
     def list_pending_opinions(self, args):
-        with self.db.read() as session:
-            rows = ReviewRepository(session).pending_opinions(code=args.get("code"), agency=args.get("agency"))
+        with self.db.read() as conn:
+            rows = ReviewRepository(conn).pending_opinions(code=args.get("code"), agency=args.get("agency"))
         today = self.today.isoformat()
         return [dict(row, overdue=row["due_on"] < today) for row in rows]
 
     def list_experts(self, args):
-        with self.db.read() as session:
-            return ReviewRepository(session).experts(include_inactive=args["include_inactive"])
+        with self.db.read() as conn:
+            return ReviewRepository(conn).experts(include_inactive=args["include_inactive"])
 
     # -- storing and emitting ------------------------------------------------------------
     def _store(self, tx, repo, outcome, new=False):
@@ -254,7 +255,7 @@ def seed_experts(db, path=None):
     entries = load_expert_seed(path)
     try:
         with db.transaction() as tx:
-            repo = ReviewRepository(tx.session)
+            repo = ReviewRepository(tx.conn)
             if repo.count_experts():
                 return 0
             for entry in entries:

@@ -87,10 +87,10 @@ def stage_view(case, stage, today, names):
     }
 
 
-def case_view(case, today, names=None):
-    names = names or {}
+def _case_head(case):
+    """What a case view and a case summary both start with: the project reference
+    (ProjectRefSchema), the revision and where the case stands."""
     current = next((s for s in case["stages"] if s["key"] == case.get("current_stage")), None)
-    documents = [document_view(d, names) for versions in case["documents"].values() for d in versions]
     return {
         "code": case["code"],
         "jurisdiction": case["jurisdiction"],
@@ -100,37 +100,29 @@ def case_view(case, today, names=None):
         "kind": case["kind"],
         "amount": case["amount"],
         "revision": case["revision"],
-        "declared_on": case["declared_on"],
         "state": case["state"],
         "current_stage": case.get("current_stage"),
         "current_stage_name": current["name"] if current else None,
-        "stages": [stage_view(case, s, today, names) for s in case["stages"]],
-        "documents": documents,
         "returns": case["returns"],
-        "expert_failures": case["expert_failures"],
         "barred_until": case.get("barred_until"),
-        "bar_cite": case.get("bar_cite"),
-        "conditions": case.get("conditions") or [],
-        "approval": case.get("approval"),
-        "history": case.get("history") or [],
     }
+
+
+def case_view(case, today, names=None):
+    names = names or {}
+    documents = [document_view(d, names) for versions in case["documents"].values() for d in versions]
+    return dict(
+        _case_head(case),
+        declared_on=case["declared_on"],
+        stages=[stage_view(case, s, today, names) for s in case["stages"]],
+        documents=documents,
+        expert_failures=case["expert_failures"],
+        bar_cite=case.get("bar_cite"),
+        conditions=case.get("conditions") or [],
+        approval=case.get("approval"),
+        history=case.get("history") or [],
+    )
 
 
 def case_summary(case):
-    current = next((s for s in case["stages"] if s["key"] == case.get("current_stage")), None)
-    return {
-        "code": case["code"],
-        "jurisdiction": case["jurisdiction"],
-        "unit_id": case["unit_id"],
-        "unit_name": case["unit_name"],
-        "name": case["name"],
-        "kind": case["kind"],
-        "amount": case["amount"],
-        "revision": case["revision"],
-        "state": case["state"],
-        "current_stage": case.get("current_stage"),
-        "current_stage_name": current["name"] if current else None,
-        "returns": case["returns"],
-        "barred_until": case.get("barred_until"),
-        "document_no": (case.get("approval") or {}).get("document_no"),
-    }
+    return dict(_case_head(case), document_no=(case.get("approval") or {}).get("document_no"))

@@ -1,5 +1,5 @@
 """The compliance ledger (合规台账): persistence of one row per issued opinion."""
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from runtime.db import utcnow
 
@@ -11,9 +11,12 @@ def _iso(value):
     return value.isoformat() + "Z"
 
 
-def record_opinion(session, request, payload):
+_INSERT = insert(compliance)
+
+
+def record_opinion(conn, request, payload):
     """Write the issued opinion into the ledger (in the issuing transaction)."""
-    session.execute(compliance.insert().values(
+    conn.execute(_INSERT, dict(
         code=payload["code"],
         unit_id=request["project"]["unit_id"],
         agency=payload["agency"],
@@ -26,9 +29,9 @@ def record_opinion(session, request, payload):
     ))
 
 
-def compliance_of(session, code):
+def compliance_of(conn, code):
     """The project's ledger entries, oldest first, and the standing they add up to."""
-    rows = session.execute(
+    rows = conn.execute(
         select(compliance).where(compliance.c.code == code).order_by(compliance.c.at, compliance.c.id)
     ).all()
     entries = [{

@@ -37,7 +37,7 @@ class SecurityService(OpinionDeskEntrypoints, OpsEndpoints):
 
     def on_opinion_issued(self, tx, request, payload):
         """The desk's issuing hook: keep the verdict in the compliance ledger."""
-        ledger.record_opinion(tx.session, request, payload)
+        ledger.record_opinion(tx.conn, request, payload)
 
     @rpc_method("security.check_application")
     def check_application(self, args):
@@ -57,5 +57,5 @@ class SecurityService(OpinionDeskEntrypoints, OpsEndpoints):
 
     @rpc_method("security.get_compliance")
     def get_compliance(self, args):
-        with self.db.read() as session:
-            return ledger.compliance_of(session, args["code"])
+        with self.db.read() as conn:
+            return ledger.compliance_of(conn, args["code"])

@@ -6,39 +6,20 @@ entrypoint, call and project they belong to; and nothing the unit declared (its 
 its name, the project's name) is in them.
 """
 import json
-import logging
 
 import pytest
 
-from runtime.logs import JsonFormatter
 from scripts.demo import AMOUNTS, Walker, application
 from tests.flows.conftest import ADMIN_PASSWORD
+from tests.support.logcapture import capturing
 
 pytestmark = pytest.mark.flow
 
 
-class Capture(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
 def capture():
-    handler = Capture()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with capturing() as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
 
 def test_a_full_declaration_logs_who_did_what_for_which_project_and_none_of_the_declared_content(

@@ -25,7 +25,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import uuid
 
@@ -44,6 +43,7 @@ from runtime.ops import Instrumentation
 from services.security.service import SecurityService
 from tests.deploy.support import ROOT, service_command
 from tests.support.broker import wait_for
+from tests.support.ports import free_port
 from tests.support.suite import Suite
 
 pytestmark = pytest.mark.flow
@@ -61,12 +61,6 @@ class QuietReview:
 
     name = "review"
     db = Database(review_md)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServiceProcess:
@@ -217,8 +211,8 @@ def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_no
                                 routing_key="opinion_requested.security")
 
             def answered():
-                with security_db.core.read() as session:
-                    return session.execute(select(func.count()).select_from(desk)).scalar()
+                with security_db.core.read() as conn:
+                    return conn.execute(select(func.count()).select_from(desk)).scalar()
 
             asked = [opinion_request(n) for n in range(n_first + n_second)]
             # 1. both instances take work from the one queue
@@ -267,11 +261,11 @@ def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_no
             assert all(len(v) == 1 for v in verdicts.values())
             core = security_db.core
             desk, outbox = core.metadata.tables["opinion_requests"], core.outbox
-            with core.read() as session:
-                rows = session.execute(select(desk.c.request_id, desk.c.status)).all()
-                opinions_out = session.execute(select(func.count()).select_from(outbox)
-                                               .where(outbox.c.event_type == "opinion_issued")).scalar()
-                ledger = session.execute(select(func.count()).select_from(core.metadata.tables["compliance"])).scalar()
+            with core.read() as conn:
+                rows = conn.execute(select(desk.c.request_id, desk.c.status)).all()
+                opinions_out = conn.execute(select(func.count()).select_from(outbox)
+                                            .where(outbox.c.event_type == "opinion_issued")).scalar()
+                ledger = conn.execute(select(func.count()).select_from(core.metadata.tables["compliance"])).scalar()
             assert sorted(r.request_id for r in rows) == sorted(ids)  # one desk row per request
             assert {r.status for r in rows} == {"issued"}
             assert opinions_out == len(ids) and ledger == len(ids)

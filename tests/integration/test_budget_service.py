@@ -70,8 +70,8 @@ class Harness:
         return request
 
     def issued(self, request_id):
-        with self.review_db.read() as session:
-            row = session.execute(select(received.c.payload).where(received.c.request_id == request_id)).first()
+        with self.review_db.read() as conn:
+            row = conn.execute(select(received.c.payload).where(received.c.request_id == request_id)).first()
         return json.loads(row.payload) if row else None
 
     def wait_issued(self, request_id):
@@ -80,9 +80,9 @@ class Harness:
     def budget_inbox_count(self, event_type):
         core = DatabaseCore(self.budget_url, budget_metadata, "budget")
         try:
-            with core.read() as session:
-                return session.execute(select(func.count()).select_from(core.inbox)
-                                       .where(core.inbox.c.event_type == event_type)).scalar()
+            with core.read() as conn:
+                return conn.execute(select(func.count()).select_from(core.inbox)
+                                    .where(core.inbox.c.event_type == event_type)).scalar()
         finally:
             core.dispose()
 

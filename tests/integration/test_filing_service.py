@@ -57,8 +57,8 @@ class Harness:
         return request
 
     def issued(self, request_id):
-        with self.review_db.read() as session:
-            row = session.execute(select(received.c.payload).where(received.c.request_id == request_id)).first()
+        with self.review_db.read() as conn:
+            row = conn.execute(select(received.c.payload).where(received.c.request_id == request_id)).first()
         return json.loads(row.payload) if row else None
 
     def wait_issued(self, request_id):

@@ -76,7 +76,7 @@ def suite(vhost_uri, make_db_url):
 def insert(container, table_name, *rows):
     core = metrics.database(container)
     with core.transaction() as tx:
-        tx.session.execute(core.metadata.tables[table_name].insert(), list(rows))
+        tx.conn.execute(core.metadata.tables[table_name].insert(), list(rows))
     return core
 
 
@@ -110,7 +110,7 @@ def test_review_counts_pending_opinions_by_agency_and_timeliness_with_the_oldest
     core = metrics.database(review)
     table = core.metadata.tables["case_opinions"]
     with core.transaction() as tx:
-        tx.session.execute(update(table).where(table.c.agency.in_(["cac", "miit"])).values(status="issued"))
+        tx.conn.execute(update(table).where(table.c.agency.in_(["cac", "miit"])).values(status="issued"))
     text = scrape(review)
     assert value(text, "govpm_opinions_pending", service="review", agency="cac", timeliness="overdue") == 0
     assert samples(text, "govpm_opinions_pending", service="review", agency="miit") == {}

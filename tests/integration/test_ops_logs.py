@@ -17,11 +17,11 @@ from sqlalchemy import MetaData
 from contracts import NotFound
 from runtime.db import runtime_tables
 from runtime.dependencies import Database
-from runtime.logs import JsonFormatter
 from runtime.messaging import subscribe
 from runtime.ops import Instrumentation
 from scripts.demo import application
 from tests.support.broker import wait_for
+from tests.support.logcapture import capturing
 from tests.support.suite import Suite
 
 pytestmark = [pytest.mark.integration]
@@ -64,31 +64,10 @@ class Chatty:
         HEARD.append(event["event_id"])
 
 
-class Capture(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(JsonFormatter(service="process-default"))
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-    def records(self):
-        return [json.loads(line) for line in self.lines]
-
-
 @pytest.fixture
 def capture():
-    handler = Capture()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)  # the most a deployment could ever write
-    try:
+    with capturing(service="process-default") as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
 
 @pytest.fixture

@@ -77,8 +77,8 @@ def test_processes_declaring_at_the_same_time_get_unique_gapless_codes(core):
     assert len(codes) == len(set(codes)) == processes * each
     assert all(is_valid_code(code) for code in codes)
     assert sorted(int(code.split("-")[2]) for code in codes) == list(range(1, processes * each + 1))
-    with core.read() as session:
-        assert session.execute(select(code_counters.c.last)).scalar_one() == processes * each
+    with core.read() as conn:
+        assert conn.execute(select(code_counters.c.last)).scalar_one() == processes * each
 
 
 def test_the_sequence_restarts_for_a_new_year_and_the_year_is_the_year_of_declaration(core):
@@ -110,22 +110,22 @@ FROM s
 
 def test_listing_stays_fast_with_a_hundred_thousand_projects(core):
     with core.transaction() as tx:
-        tx.session.execute(text(SEED_100K))
+        tx.conn.execute(text(SEED_100K))
     with core.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
     filters = [{}, {"unit_id": "unit-7"}, {"state": "returned"}, {"pool": "library"},
                {"unit_id": "unit-7", "state": "approved"}, {"state": "in_approval", "pool": "reserve"}]
-    with core.read() as session:
+    with core.read() as conn:
         for f in filters:
             started = time.perf_counter()
-            page = ledger.list_summaries(session, limit=50, offset=10, **f)
+            page = ledger.list_summaries(conn, limit=50, offset=10, **f)
             elapsed = time.perf_counter() - started
             assert page["total"] > 10 and len(page["items"]) == min(50, page["total"] - 10)
             assert elapsed < 0.3, f"list_projects({f}) took {elapsed:.3f}s"
-        assert ledger.list_summaries(session, state="returned")["total"] == 16667
-        assert ledger.list_summaries(session, unit_id="unit-7")["total"] == 200
-        ids = [int(p["code"][1:]) for p in ledger.list_summaries(session, unit_id="unit-7", limit=5)["items"]]
+        assert ledger.list_summaries(conn, state="returned")["total"] == 16667
+        assert ledger.list_summaries(conn, unit_id="unit-7")["total"] == 200
+        ids = [int(p["code"][1:]) for p in ledger.list_summaries(conn, unit_id="unit-7", limit=5)["items"]]
         assert ids == sorted(ids, reverse=True)  # newest first
     if core.is_sqlite:
         with core.engine.connect() as conn:

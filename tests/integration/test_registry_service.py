@@ -188,9 +188,9 @@ def test_intake_refusal_stores_the_project_with_its_findings_and_emits_nothing(s
     wait_for(lambda: SUBMITTED.get((accepted["code"], 0)), message="the accepted project at review")
     assert not any(code == refused["code"] for code, _ in SUBMITTED)
     outbox = core_of(suite.containers["registry"]).outbox
-    with core_of(suite.containers["registry"]).read() as session:
-        assert session.execute(select(func.count()).select_from(outbox)
-                               .where(outbox.c.correlation_id == refused["code"])).scalar() == 0
+    with core_of(suite.containers["registry"]).read() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.correlation_id == refused["code"])).scalar() == 0
 
 
 def test_a_late_declaration_is_accepted_with_a_warning_and_no_batch(suite, rpc):
@@ -267,9 +267,9 @@ def test_an_approval_moves_the_pool_stores_the_approval_and_a_duplicate_changes_
     messaging_log.setLevel(logging.INFO)
     try:
         review_core = core_of(suite.containers["fake_review"])
-        with review_core.read() as session:
-            body = session.execute(select(review_core.outbox.c.body)
-                                   .where(review_core.outbox.c.event_type == "project_approved")).scalar_one()
+        with review_core.read() as conn:
+            body = conn.execute(select(review_core.outbox.c.body)
+                                .where(review_core.outbox.c.event_type == "project_approved")).scalar_one()
         with Connection(suite.amqp_uri) as conn:
             Producer(conn).publish(json.loads(body), exchange=Exchange("review.events", type="topic", durable=True),
                                    routing_key="project_approved", serializer="json")

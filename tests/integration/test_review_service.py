@@ -84,7 +84,7 @@ FORGE = {}  # (code, subject) -> the service whose key signs instead (a forgery)
 
 def record(db, event):
     with db.transaction(event=event) as tx:
-        tx.session.execute(db.metadata.tables["received"].insert().values(
+        tx.conn.execute(db.metadata.tables["received"].insert().values(
             event_type=event["event_type"], code=event["correlation_id"],
             body=json.dumps(event["payload"], ensure_ascii=False)))
 
@@ -147,9 +147,9 @@ class Harness:
 
     def received(self, event_type, code):
         table = REGISTRY_MD.tables["received"]
-        with self.registry_db.read() as session:
-            rows = session.execute(select(table.c.body).where(table.c.event_type == event_type)
-                                   .where(table.c.code == code).order_by(table.c.id)).scalars()
+        with self.registry_db.read() as conn:
+            rows = conn.execute(select(table.c.body).where(table.c.event_type == event_type)
+                                .where(table.c.code == code).order_by(table.c.id)).scalars()
             return [json.loads(body) for body in rows]
 
     def case_at(self, code, stage=None, timeout=15):
@@ -349,6 +349,6 @@ def test_opinions_received_are_kept_in_an_intact_hash_chain(harness):
     from runtime import audit
     from services.review.models import metadata
     review = harness.review_core()
-    with review.read() as session:
-        ok, entries, broken = audit.verify(session, metadata.tables["audit_log"])
+    with review.read() as conn:
+        ok, entries, broken = audit.verify(conn, metadata.tables["audit_log"])
     assert ok and entries >= 1 and broken is None

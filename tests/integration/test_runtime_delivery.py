@@ -13,6 +13,7 @@ from runtime.dependencies import Database
 from runtime.messaging import subscribe
 from tests.support import broker
 from tests.support.broker import wait_for
+from tests.support.fakes import submitted
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +24,6 @@ runtime_tables(dst_md)
 seen = Table("seen", dst_md, Column("id", Integer, primary_key=True), Column("code", String(64)))
 
 FAIL = {"codes": set()}
-
-
-def submitted(code):
-    app = {"name": "n", "kind": "build", "amount": 1, "year": 2026, "summary": "s"}
-    return {
-        "project": {"code": code, "jurisdiction": "jinjiang", "unit_id": "u", "unit_name": "U",
-                    "name": "n", "kind": "build", "amount": 1},
-        "application": app, "revision": 0, "declared_on": "2026-11-24",
-    }
 
 
 class Source:
@@ -49,7 +41,7 @@ class Sink:
         if code in FAIL["codes"]:
             raise RuntimeError("handler fails on purpose")
         with self.db.transaction(event=event) as tx:
-            tx.session.execute(seen.insert().values(code=code))
+            tx.conn.execute(seen.insert().values(code=code))
 
 
 @pytest.fixture

@@ -12,21 +12,13 @@ from runtime.db import DatabaseCore, runtime_tables
 from runtime.outbox import OutboxRelay
 from runtime.publisher import connection_params
 from tests.support.broker import wait_for
+from tests.support.fakes import submitted
 
 pytestmark = pytest.mark.integration
 
 md = MetaData()
 runtime_tables(md)
 QUEUE = "relay-test.all"
-
-
-def submitted(code):
-    app = {"name": "n", "kind": "build", "amount": 1, "year": 2026, "summary": "s"}
-    return {
-        "project": {"code": code, "jurisdiction": "jinjiang", "unit_id": "u", "unit_name": "U",
-                    "name": "n", "kind": "build", "amount": 1},
-        "application": app, "revision": 0, "declared_on": "2026-11-24",
-    }
 
 
 @pytest.fixture

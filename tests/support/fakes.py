@@ -23,7 +23,7 @@ def fake_review(agency_service):
     def handle(self, event):
         payload = event["payload"]
         with self.db.transaction(event=event) as tx:
-            tx.session.execute(received.insert().values(
+            tx.conn.execute(received.insert().values(
                 request_id=payload["request_id"], payload=json.dumps(payload, ensure_ascii=False)))
 
     method = f"handle_{agency_service}_opinion_issued"
@@ -35,3 +35,13 @@ def fake_review(agency_service):
         method: subscribe(agency_service, "opinion_issued")(handle),
     })
     return cls, metadata, received
+
+
+def submitted(code):
+    """The smallest valid ``project_submitted`` payload for project ``code``."""
+    app = {"name": "n", "kind": "build", "amount": 1, "year": 2026, "summary": "s"}
+    return {
+        "project": {"code": code, "jurisdiction": "jinjiang", "unit_id": "u", "unit_name": "U",
+                    "name": "n", "kind": "build", "amount": 1},
+        "application": app, "revision": 0, "declared_on": "2026-11-24",
+    }

@@ -609,3 +609,25 @@ def test_an_unanswered_opinion_is_overdue_after_its_due_date():
     due = dt.date.fromisoformat(current(case)["opinions"][0]["due_on"])
     assert case_view(case, due, {})["stages"][0]["opinions"][0]["overdue"] is False
     assert case_view(case, due + dt.timedelta(days=1), {})["stages"][0]["opinions"][0]["overdue"] is True
+
+
+def test_no_step_changes_the_case_it_was_given():
+    """Each step works on its own copy; only the project and the application are shared,
+    and the saga never changes those in place."""
+    saga = make_saga()
+    case = open_case(saga).case
+    seen = []
+    while case["state"] == "in_progress" and case["current_stage"] != "decision":
+        before = copy.deepcopy(case)
+        stage = current(case)
+        if stage["type"] == "opinions":
+            new, _ = answer_stage(saga, case)
+        elif stage["type"] == "documents":
+            new, _ = submit_documents(saga, case, stage["documents_required"])
+        else:
+            new, _ = vote_all(saga, case, approvals=len(stage["panel"]["experts"]))
+        assert case == before, f"{stage['key']} changed the case it was given"
+        assert new["application"] is case["application"] and new["history"] is not case["history"]
+        seen.append(stage["key"])
+        case = new
+    assert seen == ALL_STAGES[:-1]

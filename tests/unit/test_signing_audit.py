@@ -70,32 +70,32 @@ def test_the_audit_chain_links_every_entry_to_the_one_before(audit_db):
     core, table = audit_db
     for i in range(5):
         with core.transaction() as tx:
-            audit.append(tx.session, table, action="opinion_issued", ref=f"r-{i}", code="C", actor="auto",
+            audit.append(tx.conn, table, action="opinion_issued", ref=f"r-{i}", code="C", actor="auto",
                          digest=signing.digest(opinion(request_id=f"r-{i}")))
-    with core.read() as session:
-        assert audit.verify(session, table) == (True, 5, None)
+    with core.read() as conn:
+        assert audit.verify(conn, table) == (True, 5, None)
 
 
 def test_altering_an_entry_breaks_the_chain_there(audit_db):
     core, table = audit_db
     for i in range(4):
         with core.transaction() as tx:
-            audit.append(tx.session, table, action="opinion_issued", ref=f"r-{i}", code="C", actor="auto",
+            audit.append(tx.conn, table, action="opinion_issued", ref=f"r-{i}", code="C", actor="auto",
                          digest=signing.digest(opinion(request_id=f"r-{i}")))
     with core.transaction() as tx:
-        tx.session.execute(update(table).where(table.c.seq == 3).values(actor="someone-else"))
-    with core.read() as session:
-        assert audit.verify(session, table) == (False, 3, 3)
+        tx.conn.execute(update(table).where(table.c.seq == 3).values(actor="someone-else"))
+    with core.read() as conn:
+        assert audit.verify(conn, table) == (False, 3, 3)
 
 
 def test_removing_an_entry_breaks_the_chain(audit_db):
     core, table = audit_db
     for i in range(3):
         with core.transaction() as tx:
-            audit.append(tx.session, table, action="opinion_issued", ref=f"r-{i}", code="C", actor="auto",
+            audit.append(tx.conn, table, action="opinion_issued", ref=f"r-{i}", code="C", actor="auto",
                          digest="d")
     with core.transaction() as tx:
-        tx.session.execute(table.delete().where(table.c.seq == 2))
-    with core.read() as session:
-        ok, _, broken = audit.verify(session, table)
+        tx.conn.execute(table.delete().where(table.c.seq == 2))
+    with core.read() as conn:
+        ok, _, broken = audit.verify(conn, table)
     assert not ok and broken == 3

@@ -1,0 +1,124 @@
+"""Micro-benchmarks behind two of the optimisations in bench/README.md, side by side in
+one process (no broker, a temporary SQLite file):
+
+* one use case's database work — read a 3 KB row for update, write it back, in one
+  transaction — four ways: an ORM session with statements built per call (what the
+  services did), a Core connection with statements built per call, a Core connection
+  with statements built once (what they do now), and raw ``sqlite3`` (the floor);
+* a 1.7 KB application through its contract: load, dump, and dump with the check
+  (``CONTRACT_CHECKS``).
+
+    .venv/bin/python -m bench.micro            # ~20 s
+"""
+import json
+import os
+import statistics
+import tempfile
+import time
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, bindparam, insert, select, update
+from sqlalchemy.orm import sessionmaker
+
+from runtime.db import make_engine
+
+ROWS = 1000
+BODY = "y" * 3000
+
+
+def _per_call_us(fn, n, rounds=5):
+    """Median over ``rounds`` of the mean time per call of ``n`` calls, in µs."""
+    for i in range(min(n, 200)):
+        fn(i)
+    out = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        out.append((time.perf_counter() - started) / n * 1e6)
+    return statistics.median(out)
+
+
+def sql_styles(n=2000):
+    metadata = MetaData()
+    table = Table("cases", metadata, Column("code", String, primary_key=True), Column("state", String),
+                  Column("body", Text), Column("n", Integer))
+    directory = tempfile.mkdtemp(prefix="govpm-micro-")
+    path = os.path.join(directory, "micro.db")
+    engine = make_engine(f"sqlite:///{path}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"code": f"C{i}", "state": "a", "body": "x" * 3000, "n": i} for i in range(ROWS)])
+    sessions = sessionmaker(engine)
+
+    def orm_built_per_call(i):
+        session = sessions()
+        with session.begin():
+            session.execute(select(table.c.body).where(table.c.code == f"C{i % ROWS}").with_for_update()).scalar()
+            session.execute(update(table).where(table.c.code == f"C{i % ROWS}").values(state="b", body=BODY, n=i))
+        session.close()
+
+    def core_built_per_call(i):
+        with engine.begin() as conn:
+            conn.execute(select(table.c.body).where(table.c.code == f"C{i % ROWS}").with_for_update()).scalar()
+            conn.execute(update(table).where(table.c.code == f"C{i % ROWS}").values(state="b", body=BODY, n=i))
+
+    read = select(table.c.body).where(table.c.code == bindparam("code")).with_for_update()
+    write = update(table).where(table.c.code == bindparam("b_code"))
+
+    def core_prebuilt(i):
+        with engine.begin() as conn:
+            conn.execute(read, {"code": f"C{i % ROWS}"}).scalar()
+            conn.execute(write, {"b_code": f"C{i % ROWS}", "state": "b", "body": BODY, "n": i})
+
+    raw = engine.raw_connection()
+
+    def raw_sqlite3(i):
+        cur = raw.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        cur.execute("SELECT body FROM cases WHERE code = ?", (f"C{i % ROWS}",)).fetchone()
+        cur.execute("UPDATE cases SET state = ?, body = ?, n = ? WHERE code = ?", ("b", BODY, i, f"C{i % ROWS}"))
+        cur.execute("COMMIT")
+
+    try:
+        return [(name, _per_call_us(fn, n)) for name, fn in (
+            ("ORM session, statements built per call", orm_built_per_call),
+            ("Core connection, statements built per call", core_built_per_call),
+            ("Core connection, statements built once", core_prebuilt),
+            ("raw sqlite3 (floor)", raw_sqlite3),
+        )]
+    finally:
+        raw.close()
+        engine.dispose()
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+        os.rmdir(directory)
+
+
+def contract_costs(n=1000):
+    from bench.approvals import application
+    from contracts import dump, load
+    from contracts.application import ApplicationSchema
+    app = load(ApplicationSchema, application(1))
+    size = len(json.dumps(app, ensure_ascii=False).encode())
+    return size, [(name, _per_call_us(fn, n)) for name, fn in (
+        ("load (what every receiver does)", lambda i: load(ApplicationSchema, app)),
+        ("dump (CONTRACT_CHECKS=events, an RPC result)", lambda i: dump(ApplicationSchema, app, check=False)),
+        ("dump and check (an event payload; strict: a result)", lambda i: dump(ApplicationSchema, app)),
+        ("json.dumps (for scale)", lambda i: json.dumps(app, ensure_ascii=False)),
+    )]
+
+
+def main():
+    print("one use case's database work: SELECT … FOR UPDATE of a 3 KB row + UPDATE, one transaction (SQLite)")
+    rows = sql_styles()
+    floor = rows[-1][1]
+    for name, us in rows:
+        print(f"  {name:<48} {us:8.0f} µs  {us / floor:5.1f}× raw")
+    size, rows = contract_costs()
+    print(f"an application ({size:,} bytes of JSON) through its contract")
+    for name, us in rows:
+        print(f"  {name:<52} {us:8.0f} µs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Where the time goes: run one workload against a suite the bench starts, and print the CPU
+each process spent per unit of work (from ``/proc``), optionally with py-spy recording.
+
+    .venv/bin/python -m bench.profile approvals -n 600 [--window 64] [--db sqlite|postgresql]
+    .venv/bin/python -m bench.profile gateway   -n 2000     # sequential GET /api/v1/projects/<code>
+    .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
+    .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
+    .venv/bin/python -m bench.profile approvals --spy review,registry --py-spy /path/to/py-spy
+    .venv/bin/python -m bench.profile summary out/review.txt   # a py-spy raw file: busy share by package, top functions
+
+``--define KEY=VALUE`` passes a config key to every suite service (e.g. to compare
+``OUTBOX_MARK_DELAY_SECONDS=0`` with another value in back-to-back runs). py-spy files go to
+``--out`` (``var/profile``), one per process, in its raw (collapsed) format, without the
+samples of a hub waiting for I/O.
+"""
+import argparse
+import collections
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _spies(args, pids):
+    out = []
+    for name in filter(None, (args.spy or "").split(",")):
+        path = os.path.join(args.out, f"{name}.raw.txt")
+        out.append((path, subprocess.Popen(
+            [args.py_spy, "record", "-p", str(pids[name]), "-r", "250", "-f", "raw", "-o", path, "-d", "3600"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    if out:
+        time.sleep(1)
+    return out
+
+
+def _stop(spies):
+    for _, proc in spies:
+        proc.send_signal(2)
+    for path, proc in spies:
+        proc.wait(60)
+        if os.path.exists(path):
+            with open(path) as fh:
+                lines = [line for line in fh if "do_poll" not in line]  # the hub waiting for I/O
+            with open(path, "w") as fh:
+                fh.writelines(lines)
+            print(f"  py-spy: {os.path.relpath(path, ROOT)}")
+
+
+def _cpu_line(before, n, unit):
+    """CPU each process spent since ``before`` (a ``_snapshot``), per unit of work."""
+    from bench.harness import cpu_seconds
+    after = {k: cpu_seconds(pid) for k, pid in before["pids"].items()}
+    per = {k: (after[k] - before["cpu"][k]) * 1e6 / n for k in before["pids"]}
+    total = sum(per.values())
+    print(f"  CPU per {unit}: {total:,.0f} µs — " + ", ".join(
+        f"{k} {v:,.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
+
+
+def _snapshot(pids):
+    from bench.harness import cpu_seconds
+    return {"pids": pids, "cpu": {k: cpu_seconds(pid) for k, pid in pids.items()}}
+
+
+def _bench(args, only):
+    from bench.run import Bench
+    bench = Bench(argparse.Namespace(quick=True, only=only, db=args.db, window=args.window,
+                                     output=os.path.join(args.out, "results.json")))
+    if args.define:
+        key, _, value = args.define.partition("=")
+        start = bench.cluster.start_suite_service
+
+        def with_define(*a, defines=None, **kw):
+            return start(*a, defines=dict(defines or {}, **{key: value}), **kw)
+
+        bench.cluster.start_suite_service = with_define
+    return bench
+
+
+def approvals(args):
+    bench = _bench(args, "approvals")
+    try:
+        if args.db == "sqlite":
+            uri, _, profile_dir = bench.suite()
+            label = "sqlite"
+        else:
+            uri, _, profile_dir = bench.start_suite(args.db, "pg")
+            label = "pg"
+        bench.approval_run(uri, profile_dir, 30, 8, "WARM-U")
+        pids = bench.suite_pids(label)
+        spies = _spies(args, pids)
+        before = _snapshot(pids)
+        out = bench.approval_run(uri, profile_dir, args.n, args.window, "PROFILE-U")
+        _cpu_line(before, args.n, "approved project")
+        _stop(spies)
+        print(f"  {out['rate']:.1f} approvals/s ({args.n} projects, {args.window} in flight, {args.db})")
+    finally:
+        bench.cluster.close()
+
+
+def gateway(args):
+    from bench import http_load
+    from bench.client import Client
+    from bench.run import SMALL
+    bench = _bench(args, "gateway")
+    try:
+        uri, _, _ = bench.suite()
+        base = bench.cluster.procs["sqlite.gateway"].base_url
+        client = Client(uri)
+        try:
+            code = bench.any_project(client)
+        finally:
+            client.close()
+        headers = {"Authorization": f"Bearer {bench.unit_token(base, 'BENCH-READ')}"}
+        url = f"{base}/api/v1/projects/{code}"
+        http_load.latencies(url, headers, 200, warmup=0)
+        floor_client = bench.floor_client()
+        floor = [floor_client.round_trip(SMALL) for _ in range(500)]
+        suite = bench.suite_pids("sqlite")
+        pids = {k: suite[k] for k in ("gateway", "registry", "review", "rabbitmq") if k in suite}
+        spies = _spies(args, pids)
+        before = _snapshot(pids)
+        samples = http_load.latencies(url, headers, args.n, warmup=3)
+        _cpu_line(before, args.n, "read")
+        _stop(spies)
+        print(f"  read p50 {statistics.median(samples) * 1000:.2f} ms, raw round trip p50 "
+              f"{statistics.median(floor) * 1000:.2f} ms")
+        for path, auth in (("/health/live", {}), ("/api/v1/me", headers)):
+            other = http_load.latencies(base + path, auth, 1000, warmup=20)
+            print(f"  {path} p50 {statistics.median(other) * 1000:.2f} ms")
+    finally:
+        bench.close_floor()
+        bench.cluster.close()
+
+
+def rpc(args):
+    from bench.client import Client
+    bench = _bench(args, "rpc")
+    try:
+        uri, _, _ = bench.suite()
+        bench.cluster.start_bench_service("bench_echo", "BenchEcho", uri)
+        bench.cluster.start_bench_service("bench_caller", "BenchCaller", uri)
+        bench.cluster.wait_ready(["bench_echo", "bench_caller"])
+        client = Client(uri)
+        try:
+            code = bench.any_project(client)
+            pids = {"bench_echo": bench.cluster.procs["bench_echo"].pid,
+                    "bench_caller": bench.cluster.procs["bench_caller"].pid,
+                    **{k: v for k, v in bench.suite_pids("sqlite").items() if k in ("registry", "rabbitmq")}}
+            for target, method, kwargs in (("bench_echo", "echo", {"value": "x" * 100}),
+                                           ("registry", "get_project", {"code": code})):
+                client.call("bench_caller", "loop", target=target, method=method, kwargs=kwargs, n=200)
+                spies = _spies(args, pids) if target == "registry" else []
+                before = _snapshot(pids)
+                samples = client.call("bench_caller", "loop", target=target, method=method, kwargs=kwargs, n=args.n,
+                                      _timeout=300)
+                print(f"{target}.{method}: p50 {statistics.median(samples) * 1000:.2f} ms")
+                _cpu_line(before, args.n, "call")
+                _stop(spies)
+        finally:
+            client.close()
+    finally:
+        bench.cluster.close()
+
+
+def events(args):
+    from bench.client import Client
+    from bench.run import prefill_outbox, published_times
+    bench = _bench(args, "events")
+    try:
+        uri = bench.cluster.vhost("events")
+        source_db = bench.cluster.database("sqlite", "events_source")
+        backlog = prefill_outbox(source_db, args.n)
+        bench.cluster.start_bench_service("bench_sink", "BenchSink", uri,
+                                          db_url=bench.cluster.database("sqlite", "events_sink"))
+        bench.cluster.wait_ready(["bench_sink"])
+        pids = {"bench_sink": bench.cluster.procs["bench_sink"].pid}
+        spies = _spies(args, pids)
+        before = _snapshot(pids)
+        bench.cluster.start_bench_service("bench_source", "BenchSource", uri, db_url=source_db)
+        bench.cluster.wait_ready(["bench_source"])
+        client = Client(uri)
+        try:
+            received = bench.wait_received(client, backlog, timeout=600)
+        finally:
+            client.close()
+        _cpu_line(before, args.n, "event (subscriber)")
+        _stop(spies)
+        published = published_times(source_db)
+        first = min(published)
+        print(f"  outbox → handler {args.n / (max(received.values()) - first):,.0f} events/s; "
+              f"relay {len(published) / max(max(published) - first, 1e-6):,.0f} events/s")
+    finally:
+        bench.cluster.close()
+
+
+PACKAGES = ("sqlalchemy", "marshmallow", "nameko", "kombu", "amqp", "eventlet", "json", "logging", "copy",
+            "services", "runtime", "contracts", "gateway", "chinese_calendar", "cryptography", "prometheus_client")
+
+
+def summary(args):
+    """Busy share by package of the leaf frame, then the top functions (inclusive)."""
+    by_package, inclusive, total = collections.Counter(), collections.Counter(), 0
+    with open(args.file) as fh:
+        for line in fh:
+            stack, _, count = line.rstrip().rpartition(" ")
+            count = int(count)
+            frames = stack.split(";")
+            total += count
+            match = re.search(r"\(([^:]+):\d+\)", frames[-1])
+            path = match.group(1) if match else frames[-1]
+            package = next((p for p in PACKAGES if path.startswith(p + "/") or path == p + ".py"
+                            or f"/{p}/" in path), path)
+            by_package[package] += count
+            for frame in set(frames):
+                inclusive[frame] += count
+    print(f"{total} samples")
+    for name, count in by_package.most_common(12):
+        print(f"  {100 * count / total:5.1f}%  {name}")
+    print("inclusive:")
+    for frame, count in inclusive.most_common(args.top):
+        print(f"  {100 * count / total:5.1f}%  {frame[:140]}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workload", choices=["approvals", "gateway", "rpc", "events", "summary"])
+    parser.add_argument("file", nargs="?", help="summary: a py-spy raw file")
+    parser.add_argument("-n", type=int, default=600)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--define", help="KEY=VALUE for every suite service")
+    parser.add_argument("--spy", help="comma list of processes to record with py-spy")
+    parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
+    parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args(argv)
+    if args.workload == "summary":
+        if not args.file:
+            parser.error("summary needs a py-spy raw file")
+        return summary(args)
+    os.makedirs(args.out, exist_ok=True)
+    globals()[args.workload](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
