@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -13,6 +12,7 @@ import urllib.request
 import uuid
 
 from tests.support import broker, databases
+from tests.support.ports import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(ROOT, ".venv", "bin", "nameko")
@@ -26,12 +26,6 @@ SUITE = {
     "gateway": ("gateway.service:GatewayService", "gateway/config.yaml"),
 }
 BENCH_CONFIG = "bench/config.yaml"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(url, timeout=2):

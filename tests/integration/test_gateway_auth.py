@@ -1,32 +1,24 @@
 """The gateway on the real broker: tokens, roles, user management, error bodies."""
-import socket
-
 import pytest
 import requests
 from nameko import config
 from nameko.containers import ServiceContainer
 
 from gateway.service import GatewayService
+from runtime.web import bound_port
 
 pytestmark = pytest.mark.integration
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def gateway(vhost_uri, make_db_url):
-    port = free_port()
     with config.patch({"AMQP_URI": vhost_uri, "DATABASES": {"gateway": make_db_url("gateway")},
-                       "JURISDICTION": "jinjiang", "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+                       "JURISDICTION": "jinjiang", "WEB_SERVER_ADDRESS": "127.0.0.1:0",
                        "GATEWAY_ADMIN_PASSWORD": "admin-password-1", "RPC_TIMEOUT_SECONDS": 2}):
         container = ServiceContainer(GatewayService)
         container.start()
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{bound_port(container)}"
         finally:
             container.stop()
 
