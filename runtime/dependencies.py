@@ -53,7 +53,9 @@ class Database(DependencyProvider):
         # DATABASES lets several services share one process (tests); DB_URL is the usual key
         url = (config.get("DATABASES") or {}).get(service) or config.get("DB_URL") \
             or "sqlite:///var/{}.db".format(service)
-        self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations)
+        # a wrong SQLITE_SYNCHRONOUS stops the service here, at start (runtime.db)
+        self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations,
+                                 synchronous=config.get("SQLITE_SYNCHRONOUS") or "FULL")
         self.relay = OutboxRelay(
             self.core, config["AMQP_URI"],
             batch_size=int(config.get("OUTBOX_BATCH", 500)),
