@@ -6,7 +6,11 @@ one process (no broker, a temporary SQLite file):
   services did), a Core connection with statements built per call, a Core connection
   with statements built once (what they do now), and raw ``sqlite3`` (the floor);
 * a 1.7 KB application through its contract: load, dump, and dump with the check
-  (``CONTRACT_CHECKS``).
+  (``CONTRACT_CHECKS``);
+* a small unit of work (one inbox row) and its commit: committed alone with
+  ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
+  in a SQLAlchemy savepoint (``begin_nested``) or in a plain SQL ``SAVEPOINT`` (what
+  ``runtime.db.GroupCommit`` does).
 
     .venv/bin/python -m bench.micro            # ~20 s
 """
@@ -44,7 +48,8 @@ def sql_styles(n=2000):
                   Column("body", Text), Column("n", Integer))
     directory = tempfile.mkdtemp(prefix="govpm-micro-")
     path = os.path.join(directory, "micro.db")
-    engine = make_engine(f"sqlite:///{path}")
+    # NORMAL: what is compared here is the statements' cost, not the disk's
+    engine = make_engine(f"sqlite:///{path}", synchronous="NORMAL")
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(insert(table), [{"code": f"C{i}", "state": "a", "body": "x" * 3000, "n": i} for i in range(ROWS)])
@@ -108,6 +113,72 @@ def contract_costs(n=1000):
     )]
 
 
+def commit_styles(n=1600, group=16):
+    """µs per unit of work: one inbox row, committed alone or ``group`` to a commit (a
+    group the warm-up or a round leaves open is carried on by the next calls)."""
+    from runtime.db import runtime_tables, utcnow
+    directory = tempfile.mkdtemp(prefix="govpm-micro-")
+    engines = []
+    counter = iter(range(10 ** 9))
+
+    def engine_for(sync):
+        metadata = MetaData()
+        _, inbox = runtime_tables(metadata)
+        engine = make_engine(f"sqlite:///{directory}/{sync}-{len(engines)}.db", synchronous=sync)
+        metadata.create_all(engine)
+        engines.append(engine)
+        return engine, insert(inbox)
+
+    def row():
+        return {"event_id": f"e{next(counter)}", "event_type": "x", "source": "review", "handled_at": utcnow()}
+
+    def alone(sync):
+        engine, ins = engine_for(sync)
+
+        def unit(i):
+            with engine.begin() as conn:
+                conn.execute(ins, row())
+        return unit
+
+    def grouped(savepoint):
+        engine, ins = engine_for("FULL")
+        state = {"k": 0}
+
+        def unit(_):
+            i = state["k"]
+            state["k"] += 1
+            if i % group == 0:
+                state["conn"] = conn = engine.connect()
+                conn.begin()
+            conn = state["conn"]
+            if savepoint == "sqlalchemy":
+                sp = conn.begin_nested()
+                conn.execute(ins, row())
+                sp.commit()
+            else:
+                conn.exec_driver_sql("SAVEPOINT unit")
+                conn.execute(ins, row())
+                conn.exec_driver_sql("RELEASE unit")
+            if i % group == group - 1:
+                conn.commit()
+                conn.close()
+        return unit
+
+    try:
+        return [(name, _per_call_us(fn, n)) for name, fn in (
+            ("alone, synchronous=FULL", alone("FULL")),
+            ("alone, synchronous=NORMAL", alone("NORMAL")),
+            (f"{group} to a FULL commit, SQLAlchemy savepoints", grouped("sqlalchemy")),
+            (f"{group} to a FULL commit, SQL savepoints", grouped("sql")),
+        )]
+    finally:
+        for engine in engines:
+            engine.dispose()
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+        os.rmdir(directory)
+
+
 def main():
     print("one use case's database work: SELECT … FOR UPDATE of a 3 KB row + UPDATE, one transaction (SQLite)")
     rows = sql_styles()
@@ -117,6 +188,9 @@ def main():
     size, rows = contract_costs()
     print(f"an application ({size:,} bytes of JSON) through its contract")
     for name, us in rows:
+        print(f"  {name:<52} {us:8.0f} µs")
+    print("a unit of work writing one inbox row, and its commit (SQLite, WAL)")
+    for name, us in commit_styles():
         print(f"  {name:<52} {us:8.0f} µs")
 
 
