@@ -30,7 +30,7 @@ import uuid
 
 import pytest
 import requests
-from amqp.exceptions import NotFound
+from amqp.exceptions import InternalError, NotFound
 from kombu import Connection
 from nameko.containers import ServiceContainer
 from prometheus_client.parser import text_string_to_metric_families
@@ -42,7 +42,7 @@ from runtime.dependencies import Database
 from runtime.ops import Instrumentation
 from services.security.service import SecurityService
 from tests.deploy.support import ROOT, service_command
-from tests.support.broker import wait_for
+from tests.support.broker import queue_not_ready, wait_for
 from tests.support.ports import free_port
 from tests.support.suite import Suite
 
@@ -177,10 +177,9 @@ def drain(uri, queue):
                 envelope = json.loads(message.body)
                 taken.append((envelope["event_id"], envelope["payload"]["request_id"],
                               envelope["payload"]["verdict"]))
-        except NotFound:
-            pass
-        finally:
-            channel.close()
+        except (NotFound, InternalError) as exc:
+            if not queue_not_ready(exc):
+                raise
     return taken
 
 

@@ -9,8 +9,6 @@ import time
 import uuid
 
 import pytest
-from amqp.exceptions import NotFound
-from kombu import Connection
 from nameko.containers import ServiceContainer
 from sqlalchemy import MetaData
 
@@ -20,7 +18,7 @@ from runtime.db import runtime_tables
 from runtime.dependencies import Database
 from runtime.messaging import subscribe
 from tests.support import broker
-from tests.support.broker import wait_for
+from tests.support.broker import take_one, wait_for
 from tests.support.suite import Suite
 
 pytestmark = [pytest.mark.integration, pytest.mark.db]
@@ -113,19 +111,6 @@ class Desk:
 
     def wait_heard(self, request_id):
         return wait_for(lambda: HEARD.get(request_id), timeout=10, message="opinion_issued heard by review")
-
-
-def take_one(uri, queue):
-    """Take one message off ``queue`` (None if it is empty or not declared yet). Reads the
-    queue itself: the management API's message counts lag by seconds."""
-    with Connection(uri) as conn:
-        channel = conn.channel()
-        try:
-            return channel.basic_get(queue, no_ack=True)
-        except NotFound:
-            return None
-        finally:
-            channel.close()
 
 
 def start_desk(suite, review_cls):

@@ -4,6 +4,8 @@ import time
 from urllib.parse import quote
 
 import requests
+from amqp.exceptions import InternalError, NotFound
+from kombu import Connection
 
 AMQP_HOST = os.environ.get("RABBIT_HOST", "127.0.0.1")
 AMQP_PORT = int(os.environ.get("RABBIT_PORT", "5672"))
@@ -62,3 +64,24 @@ def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+def queue_not_ready(exc):
+    """True for a queue a ``basic.get`` cannot read *yet*: not declared (404), or a quorum
+    queue just declared whose Raft member has not started (541 ``noproc``)."""
+    if isinstance(exc, NotFound):
+        return True
+    return isinstance(exc, InternalError) and "noproc" in str(exc)
+
+
+def take_one(uri, queue):
+    """Take one message off ``queue``; None if it is empty or not ready yet. Reads the queue
+    itself: the management API's message counts lag by seconds."""
+    with Connection(uri) as conn:
+        channel = conn.channel()
+        try:
+            return channel.basic_get(queue, no_ack=True)
+        except (NotFound, InternalError) as exc:
+            if queue_not_ready(exc):
+                return None
+            raise
