@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from contracts import dump
 from contracts.events import EnvelopeSchema, schema_for
 
+from . import metrics as m
+
 log = logging.getLogger(__name__)
 
 
@@ -252,7 +254,9 @@ class GroupCommit:
         group, self.group = self.group, None
         try:
             if group.error is None:
+                started = time.perf_counter()
                 group.conn.commit()
+                self.core._committed_units(time.perf_counter() - started, group.members)
         except BaseException as exc:
             group.error = exc
         try:
@@ -294,6 +298,8 @@ class DatabaseCore:
         self.inbox_insert = insert(self.inbox)
         self.after_commit = []  # callbacks after a commit that wrote events
         self.committed = []  # callbacks(records) with the events a commit wrote: the relay's fast path
+        self._commit_seconds = m.DB_COMMIT_DURATION.labels(service_name)
+        self._units_per_commit = m.DB_UNITS_PER_COMMIT.labels(service_name)
 
     def migrate(self):
         if self.migrations:
@@ -313,10 +319,17 @@ class DatabaseCore:
         records = ()
         conn = self.engine.connect()
         try:
-            with conn.begin():
+            trans = conn.begin()
+            try:
                 tx = self._begin_unit(conn, event)
                 yield tx
-                records = tx.records
+            except BaseException:
+                trans.rollback()
+                raise
+            started = time.perf_counter()
+            trans.commit()
+            self._committed_units(time.perf_counter() - started, 1)
+            records = tx.records
         except IntegrityError:
             # PostgreSQL: a concurrent duplicate waits for the first transaction and fails
             # when that one commits
@@ -340,6 +353,10 @@ class DatabaseCore:
             except IntegrityError:
                 raise AlreadyHandled(event["event_id"]) from None
         return Transaction(self, conn)
+
+    def _committed_units(self, seconds, units):
+        self._commit_seconds.observe(seconds)
+        self._units_per_commit.observe(units)
 
     def _after_commit(self, records):
         if records:

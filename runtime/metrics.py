@@ -35,6 +35,12 @@ OUTBOX_OLDEST_AGE = Gauge("govpm_outbox_oldest_pending_age_seconds", "Age of the
                           ["service"], registry=REGISTRY)
 READY = Gauge("govpm_ready", "1 when the service is ready (database answers, consumers consuming), else 0.",
               ["service"], registry=REGISTRY)
+DB_COMMIT_DURATION = Histogram("govpm_db_commit_duration_seconds",
+                               "Time a database COMMIT took (on SQLite with synchronous=FULL: the disk sync).",
+                               ["service"], buckets=(0.0005,) + BUCKETS, registry=REGISTRY)
+DB_UNITS_PER_COMMIT = Histogram("govpm_db_units_per_commit",
+                                "Units of work a commit carried (SQLite group commit; 1 on PostgreSQL).",
+                                ["service"], buckets=(1, 2, 4, 8, 16, 32), registry=REGISTRY)
 DEAD_LETTERS = Gauge("govpm_dead_letter_messages", "Messages waiting in the service's dead-letter queue.",
                      ["service"], registry=REGISTRY)
 

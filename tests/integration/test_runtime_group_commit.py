@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from runtime import metrics
 from runtime.db import AlreadyHandled, DatabaseCore, GroupCommit, runtime_tables
 
 md = MetaData()
@@ -67,6 +68,24 @@ def test_concurrent_units_each_return_after_their_commit(core):
     outcomes = run_all([(write, (core, f"n{i}", seen), {}) for i in range(20)])
     assert outcomes == [None] * 20
     assert seen == {f"n{i}": 1 for i in range(20)}
+
+
+def sample(name, service):
+    return metrics.REGISTRY.get_sample_value(name, {"service": service}) or 0.0
+
+
+def test_commits_and_the_units_they_carry_are_metered(make_db_url):
+    core = DatabaseCore(make_db_url("metered"), md, "metered")
+    core.migrate()
+    commits = count_commits(core)
+    before = {name: sample(name, "metered") for name in (
+        "govpm_db_units_per_commit_sum", "govpm_db_units_per_commit_count", "govpm_db_commit_duration_seconds_count")}
+    seen = {}
+    assert run_all([(write, (core, f"m{i}", seen), {}) for i in range(12)]) == [None] * 12
+    assert sample("govpm_db_units_per_commit_sum", "metered") - before["govpm_db_units_per_commit_sum"] == 12
+    for name in ("govpm_db_units_per_commit_count", "govpm_db_commit_duration_seconds_count"):
+        assert sample(name, "metered") - before[name] == len(commits)
+    core.dispose()
 
 
 def test_a_failing_unit_rolls_back_alone(core):
