@@ -217,6 +217,9 @@ def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_no
             # 1. both instances take work from the one queue
             ask(asked[:n_first])
             wait_for(lambda: answered() == n_first, timeout=60, message="the first requests answered")
+            # a worker is counted just after its commit (and a group's workers one after another)
+            wait_for(lambda: handled_here(here) + handled_there(other) == n_first, timeout=10,
+                     message="both instances' counters caught up with the answers")
             by_other = handled_there(other)
             assert handled_here(here) >= 1 and by_other >= 1
 
