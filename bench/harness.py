@@ -80,6 +80,14 @@ def postgres_cpu():
     return out
 
 
+
+def _keep_going(what, fn, *args):
+    """Cleaning up: one step that fails is reported, and the others still run."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - keep cleaning up
+        print(f"  (could not {what}: {exc})")
+
 class Proc:
     def __init__(self, name, popen, port, log_path):
         self.name = name
@@ -213,20 +221,11 @@ class Cluster:
             except OSError:
                 pass
         for name in list(self.procs):
-            try:
-                self.stop(name)
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up
-                print(f"  (could not stop {name}: {exc})")
+            _keep_going(f"stop {name}", self.stop, name)
         for name in self.vhosts:
-            try:
-                broker.delete_vhost(name)
-            except Exception as exc:  # noqa: BLE001
-                print(f"  (could not delete vhost {name}: {exc})")
+            _keep_going(f"delete vhost {name}", broker.delete_vhost, name)
         self.vhosts = []
         for url in self.pg_urls:
-            try:
-                databases.drop(url)
-            except Exception as exc:  # noqa: BLE001
-                print(f"  (could not drop {url.rsplit('/', 1)[-1]}: {exc})")
+            _keep_going(f"drop {url.rsplit('/', 1)[-1]}", databases.drop, url)
         self.pg_urls = []
         shutil.rmtree(self.db_dir, ignore_errors=True)  # the SQLite files (100k projects: ~300 MB); logs stay

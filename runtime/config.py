@@ -1,4 +1,5 @@
-"""Config helpers: the jurisdiction a deployment serves."""
+"""Config helpers: the jurisdiction a deployment serves, and settings that take one of a
+few values."""
 from nameko import config
 
 from policy import load_profile
@@ -9,6 +10,15 @@ def jurisdiction_key():
     if not key:
         raise RuntimeError("config JURISDICTION is not set (sichuan, bazhong, jinjiang, guangyuan, dalate)")
     return key
+
+
+def one_of(name, value, choices):
+    """``value`` of setting ``name`` if it is one of ``choices``; otherwise the error that
+    stops the service at start, naming the setting in Chinese and English."""
+    if value not in choices:
+        raise ValueError(f"配置项 {name} 只能是 {' 或 '.join(choices)}，而不是 {value!r} / "
+                         f"config {name} must be {' or '.join(choices)}, not {value!r}")
+    return value
 
 
 def profile():

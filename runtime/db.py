@@ -24,6 +24,7 @@ from contracts import dump
 from contracts.events import EnvelopeSchema, schema_for
 
 from . import metrics as m
+from .config import one_of
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,12 @@ class AlreadyHandled(Exception):
 SQLITE_SYNC_MODES = ("FULL", "NORMAL")
 
 
-def sqlite_synchronous(value):
-    mode = str(value or "FULL").upper()
-    if mode not in SQLITE_SYNC_MODES:
-        raise ValueError(f"配置项 SQLITE_SYNCHRONOUS 只能是 FULL 或 NORMAL，而不是 {value!r} / "
-                         f"config SQLITE_SYNCHRONOUS must be FULL or NORMAL, not {value!r}")
-    return mode
+def sqlite_synchronous(value=None):
+    """The ``PRAGMA synchronous`` mode for ``value`` (any case); ``FULL`` when unset."""
+    return one_of("SQLITE_SYNCHRONOUS", str(value or "FULL").upper(), SQLITE_SYNC_MODES)
 
 
-def make_engine(url, synchronous="FULL", **kwargs):
+def make_engine(url, synchronous=None, **kwargs):
     if url.startswith("sqlite"):
         synchronous = sqlite_synchronous(synchronous)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
@@ -262,14 +260,12 @@ class GroupCommit:
         try:
             if group.error is not None:
                 # a failed COMMIT can leave SQLite's transaction open on the connection;
-                # closing the DBAPI connection rolls it back instead of pooling it
+                # discarding the DBAPI connection rolls it back instead of pooling it
                 group.conn.invalidate()
+            group.conn.close()
         finally:
-            try:
-                group.conn.close()  # rolls back whatever was not committed
-            finally:
-                self.lock.release()
-                group.done.set()
+            self.lock.release()
+            group.done.set()
         if group.error is None:
             self.core._after_commit(group.records)
 
@@ -281,7 +277,7 @@ class DatabaseCore:
     no mapped objects, and a Core statement executed on a connection costs about a third
     of the same statement through a session (bench/README.md, step 7)."""
 
-    def __init__(self, url, metadata, service_name, migrations=None, synchronous="FULL"):
+    def __init__(self, url, metadata, service_name, migrations=None, synchronous=None):
         self.url = url
         self.metadata = metadata
         self.service_name = service_name
@@ -296,7 +292,6 @@ class DatabaseCore:
         # built once: a statement built per call costs more than executing it
         self.outbox_insert = insert(self.outbox)
         self.inbox_insert = insert(self.inbox)
-        self.after_commit = []  # callbacks after a commit that wrote events
         self.committed = []  # callbacks(records) with the events a commit wrote: the relay's fast path
         self._commit_seconds = m.DB_COMMIT_DURATION.labels(service_name)
         self._units_per_commit = m.DB_UNITS_PER_COMMIT.labels(service_name)
@@ -362,8 +357,6 @@ class DatabaseCore:
         if records:
             for callback in self.committed:
                 callback(records)
-            for callback in self.after_commit:
-                callback()
 
     def _handled(self, event_id):
         with self.engine.connect() as conn:

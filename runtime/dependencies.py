@@ -10,6 +10,7 @@ from contracts import dump, load
 from contracts.errors import EXPECTED
 from contracts.rpc import contract
 
+from .config import one_of
 from .db import DatabaseCore
 from .messaging import declare_dead_letters, declare_topology_for_publisher
 from .outbox import OutboxRelay
@@ -28,10 +29,7 @@ CONTRACT_CHECK_MODES = ("events", "strict")
 
 def contract_checks():
     mode = config.get("CONTRACT_CHECKS") or os.environ.get("CONTRACT_CHECKS") or "events"
-    if mode not in CONTRACT_CHECK_MODES:
-        raise ValueError(f"配置项 CONTRACT_CHECKS 只能是 events 或 strict，而不是 {mode!r} / "
-                         f"config CONTRACT_CHECKS must be events or strict, not {mode!r}")
-    return mode
+    return one_of("CONTRACT_CHECKS", mode, CONTRACT_CHECK_MODES)
 
 
 class Database(DependencyProvider):
@@ -55,7 +53,7 @@ class Database(DependencyProvider):
             or "sqlite:///var/{}.db".format(service)
         # a wrong SQLITE_SYNCHRONOUS stops the service here, at start (runtime.db)
         self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations,
-                                 synchronous=config.get("SQLITE_SYNCHRONOUS") or "FULL")
+                                 synchronous=config.get("SQLITE_SYNCHRONOUS"))
         self.relay = OutboxRelay(
             self.core, config["AMQP_URI"],
             batch_size=int(config.get("OUTBOX_BATCH", 500)),

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from .db import OutboxRecord, utcnow
 from .publisher import ConfirmingPublisher
@@ -56,21 +56,18 @@ class OutboxRelay:
             .order_by(outbox.c.id)
             .limit(batch_size)
         )
-        self._mark = update(outbox).where(outbox.c.event_id.in_(_bindparam_list())).values(
-            published_at=_bindparam_now())
+        self._mark = update(outbox).where(outbox.c.event_id.in_(bindparam("ids", expanding=True))).values(
+            published_at=bindparam("now"))
         core.committed.append(self.enqueue)
 
     def enqueue(self, records):
         """A commit's events (called after the commit); the relay is woken."""
-        if not self._hand_over:
-            self._wake.set()
-            time.sleep(0)
-            return
-        if len(self._fresh) > 10 * self.batch_size:
-            # far behind (e.g. the broker is away): the table has them all; scan until drained
-            self._fresh.clear()
-            self._backlog = True
-        self._fresh.extend(records)
+        if self._hand_over:
+            if len(self._fresh) > 10 * self.batch_size:
+                # far behind (e.g. the broker is away): the table has them all; scan until drained
+                self._fresh.clear()
+                self._backlog = True
+            self._fresh.extend(records)
         self._wake.set()
         time.sleep(0)  # let the relay publish now, before the committing worker goes on
 
@@ -194,16 +191,6 @@ class OutboxRelay:
             ).one()
         age = (utcnow() - oldest).total_seconds() if oldest else 0.0
         return count, max(age, 0.0)
-
-
-def _bindparam_list():
-    from sqlalchemy import bindparam
-    return bindparam("ids", expanding=True)
-
-
-def _bindparam_now():
-    from sqlalchemy import bindparam
-    return bindparam("now")
 
 
 def decode_body(body):

@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 from contracts import load
 from contracts.application import DeclareProjectSchema
 from policy import load_profile
-from runtime.db import DatabaseCore
 from services.registry import ledger, usecases
 from services.registry.domain import is_valid_code
 from services.registry.models import code_counters, metadata
+from tests.support.databases import migrated_core
 
 pytestmark = [pytest.mark.integration, pytest.mark.db]
 
@@ -50,11 +50,9 @@ DECLARER = textwrap.dedent("""
 
 @pytest.fixture
 def core(make_db_url):
-    db = DatabaseCore(make_db_url("registry"), metadata, "registry",
-                      os.path.join(ROOT, "services", "registry", "migrations"))
-    db.migrate()
-    yield db
-    db.dispose()
+    with migrated_core(make_db_url("registry"), metadata, "registry",
+                       os.path.join(ROOT, "services", "registry", "migrations")) as db:
+        yield db
 
 
 def test_processes_declaring_at_the_same_time_get_unique_gapless_codes(core):

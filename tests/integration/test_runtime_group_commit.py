@@ -12,7 +12,8 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, eve
 from sqlalchemy.exc import IntegrityError
 
 from runtime import metrics
-from runtime.db import AlreadyHandled, DatabaseCore, GroupCommit, runtime_tables
+from runtime.db import AlreadyHandled, GroupCommit, runtime_tables
+from tests.support.databases import migrated_core
 
 md = MetaData()
 runtime_tables(md)
@@ -21,10 +22,8 @@ notes = Table("notes", md, Column("id", Integer, primary_key=True), Column("text
 
 @pytest.fixture
 def core(make_db_url):
-    core = DatabaseCore(make_db_url("groups"), md, "registry")
-    core.migrate()
-    yield core
-    core.dispose()
+    with migrated_core(make_db_url("groups"), md, "registry") as core:
+        yield core
 
 
 def count_commits(core):
@@ -74,18 +73,21 @@ def sample(name, service):
     return metrics.REGISTRY.get_sample_value(name, {"service": service}) or 0.0
 
 
-def test_commits_and_the_units_they_carry_are_metered(make_db_url):
-    core = DatabaseCore(make_db_url("metered"), md, "metered")
-    core.migrate()
-    commits = count_commits(core)
+@pytest.fixture
+def metered_core(make_db_url):
+    with migrated_core(make_db_url("metered"), md, "metered") as core:
+        yield core
+
+
+def test_commits_and_the_units_they_carry_are_metered(metered_core):
+    commits = count_commits(metered_core)
     before = {name: sample(name, "metered") for name in (
         "govpm_db_units_per_commit_sum", "govpm_db_units_per_commit_count", "govpm_db_commit_duration_seconds_count")}
     seen = {}
-    assert run_all([(write, (core, f"m{i}", seen), {}) for i in range(12)]) == [None] * 12
+    assert run_all([(write, (metered_core, f"m{i}", seen), {}) for i in range(12)]) == [None] * 12
     assert sample("govpm_db_units_per_commit_sum", "metered") - before["govpm_db_units_per_commit_sum"] == 12
     for name in ("govpm_db_units_per_commit_count", "govpm_db_commit_duration_seconds_count"):
         assert sample(name, "metered") - before[name] == len(commits)
-    core.dispose()
 
 
 def test_a_failing_unit_rolls_back_alone(core):
@@ -112,10 +114,8 @@ def test_a_duplicate_event_in_the_same_group_is_already_handled(core):
 
 @pytest.fixture
 def sqlite_core(tmp_path):
-    core = DatabaseCore(f"sqlite:///{tmp_path}/groups.db", md, "registry")
-    core.migrate()
-    yield core
-    core.dispose()
+    with migrated_core(f"sqlite:///{tmp_path}/groups.db", md, "registry") as core:
+        yield core
 
 
 def test_sqlite_queued_units_share_commits(sqlite_core):
@@ -150,9 +150,14 @@ Table("children", deferred, Column("id", Integer, primary_key=True),
       Column("parent_id", Integer, ForeignKey("parents.id", deferrable=True, initially="DEFERRED"), nullable=False))
 
 
-def test_sqlite_a_failed_commit_fails_every_unit_of_its_group(tmp_path):
-    core = DatabaseCore(f"sqlite:///{tmp_path}/deferred.db", deferred, "registry")
-    core.migrate()
+@pytest.fixture
+def deferred_core(tmp_path):
+    with migrated_core(f"sqlite:///{tmp_path}/deferred.db", deferred, "registry") as core:
+        yield core
+
+
+def test_sqlite_a_failed_commit_fails_every_unit_of_its_group(deferred_core):
+    core = deferred_core
     children = deferred.tables["children"]
     handed = []
     core.committed.append(handed.append)
@@ -176,4 +181,3 @@ def test_sqlite_a_failed_commit_fails_every_unit_of_its_group(tmp_path):
         tx.conn.execute(insert(children), {"parent_id": 1})
     with core.read() as conn:
         assert conn.execute(select(func.count()).select_from(children)).scalar() == 1
-    core.dispose()

@@ -8,10 +8,11 @@ import eventlet
 import pytest
 from sqlalchemy import MetaData, func, select
 
-from runtime.db import DatabaseCore, runtime_tables
+from runtime.db import runtime_tables
 from runtime.outbox import OutboxRelay
 from runtime.publisher import connection_params
 from tests.support.broker import wait_for
+from tests.support.databases import migrated_core
 from tests.support.fakes import submitted
 
 pytestmark = pytest.mark.integration
@@ -35,10 +36,8 @@ def channel(vhost_uri):
 
 @pytest.fixture
 def core(make_db_url):
-    core = DatabaseCore(make_db_url("registry"), md, "registry")
-    core.migrate()
-    yield core
-    core.dispose()
+    with migrated_core(make_db_url("registry"), md, "registry") as core:
+        yield core
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Fresh databases for tests: a SQLite file, or a new PostgreSQL database."""
+import contextlib
 import os
 import uuid
 
@@ -41,3 +42,15 @@ def drop(url):
             cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def migrated_core(url, metadata, service, migrations=None):
+    """A :class:`runtime.db.DatabaseCore` on ``url`` with its schema in place; disposed after."""
+    from runtime.db import DatabaseCore
+    core = DatabaseCore(url, metadata, service, migrations)
+    core.migrate()
+    try:
+        yield core
+    finally:
+        core.dispose()
