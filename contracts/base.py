@@ -9,6 +9,7 @@ import re
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .errors import ValidationFailed
+from .fastpath import NotPlain, dumper, loader
 
 
 class ContractSchema(Schema):
@@ -110,9 +111,28 @@ def schema_instance(schema):
     return schema
 
 
+NOT_PLAIN = object()
+
+
+def _fast_or(fast, data):
+    """``fast(data)``, or NOT_PLAIN when there is no fast path or the data is not plain."""
+    if fast is None:
+        return NOT_PLAIN
+    try:
+        return fast(data)
+    except NotPlain:
+        return NOT_PLAIN
+
+
 def load(schema, data, *, partial=False):
-    """Load ``data`` through ``schema`` or raise :class:`ValidationFailed`."""
+    """Load ``data`` through ``schema`` or raise :class:`ValidationFailed`. Plainly valid
+    data takes the schema's fast path (``contracts.fastpath``); anything else, and every
+    error, is marshmallow's."""
     schema = schema_instance(schema)
+    if not partial:
+        loaded = _fast_or(loader(schema), data)
+        if loaded is not NOT_PLAIN:
+            return loaded
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -133,8 +153,10 @@ def dump(schema, obj, *, check=True):
     loads (the sender's guarantee). marshmallow's dump only serialises: the check loads
     the output again, which costs more than the dump."""
     schema = schema_instance(schema)
-    data = schema.dump(obj)
-    if not check:
+    data = _fast_or(dumper(schema), obj)
+    if data is NOT_PLAIN:
+        data = schema.dump(obj)
+    if not check or _fast_or(loader(schema), data) is not NOT_PLAIN:
         return data
     errors = schema.validate(data)
     if errors:

@@ -1,0 +1,219 @@
+"""The contracts' fast path (contracts/fastpath.py) never decides differently from
+marshmallow: on every contract, against random valid and broken inputs,
+
+* what the fast loader accepts, marshmallow accepts with the same result (same keys,
+  values and types), and on data in its canonical form (what a dump produces) both agree
+  both ways: the fast path accepts whatever marshmallow accepts there;
+* what the fast dumper returns is what ``schema.dump`` returns;
+* ``contracts.load`` / ``contracts.dump`` give the same answers and the same bilingual
+  errors with the fast path as without it.
+"""
+import importlib
+import pkgutil
+import random
+import string
+
+import pytest
+from marshmallow import ValidationError, fields, validate
+
+import contracts
+from contracts import ValidationFailed, dump, load
+from contracts.application import ApplicationSchema
+from contracts.base import ContractSchema, schema_instance
+from contracts.fastpath import NotPlain, dumper, loader
+
+for _module in pkgutil.iter_modules(contracts.__path__):
+    importlib.import_module(f"contracts.{_module.name}")
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+CONTRACTS = sorted(set(_subclasses(ContractSchema)), key=lambda c: (c.__module__, c.__name__))
+SAMPLES = 150
+
+
+def _same(a, b):
+    """Equal, and of the same types all the way down (True is not 1)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _validator(field, kind):
+    return next((v for v in field.validators if isinstance(v, kind)), None)
+
+
+def _value(field, rng, depth):
+    """A value of the field's JSON type, often (not always) one its validators accept."""
+    if field.allow_none and rng.random() < 0.1:
+        return None
+    kind = type(field)
+    if kind is fields.String:
+        one_of = _validator(field, validate.OneOf)
+        if one_of is not None and rng.random() < 0.9:
+            return rng.choice(list(one_of.choices))
+        if _validator(field, validate.Regexp) is not None and rng.random() < 0.9:
+            return f"20{rng.randint(10, 40)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"  # the date pattern
+        length = _validator(field, validate.Length)
+        low = length.min if length and length.min is not None else 0
+        high = min(length.max if length and length.max is not None else 12, low + 12)
+        return "".join(rng.choice(string.ascii_letters + "项目审批") for _ in range(rng.randint(low, high)))
+    if kind is fields.Integer:
+        bounds = _validator(field, validate.Range)
+        low = bounds.min if bounds and bounds.min is not None else -5
+        high = bounds.max if bounds and bounds.max is not None else low + 10 ** rng.randint(1, 8)
+        return rng.randint(low - (1 if rng.random() < 0.05 else 0), high)
+    if kind is fields.Boolean:
+        return rng.random() < 0.5
+    if kind is fields.Dict:
+        return rng.choice([{}, {"a": 1}, {"level": 3, "note": "x"}])
+    if kind is fields.List:
+        return [_value(field.inner, rng, depth + 1) for _ in range(rng.randint(0, 3 if depth < 4 else 0))]
+    if kind is fields.Nested:
+        if field.many:
+            return [_object(field.schema, rng, depth + 1) for _ in range(rng.randint(0, 2))]
+        return _object(field.schema, rng, depth + 1)
+    raise AssertionError(f"no generator for {kind.__name__}")
+
+
+def _object(schema, rng, depth=0):
+    out = {}
+    for name, field in schema.load_fields.items():
+        if field.required or rng.random() < 0.7:
+            out[field.data_key or name] = _value(field, rng, depth)
+    return out
+
+
+WRONG = ["5", 5.0, 5, True, False, None, [], {}, "", "true", 1, 0, -1, 10 ** 12, ["x"], {"x": 1}, b"x"]
+
+
+def _break(data, rng):
+    """The same data with one thing wrong (or not quite: marshmallow decides)."""
+    data = dict(data)
+    choice = rng.random()
+    if choice < 0.15 or not data:
+        data[rng.choice(["extra", "unknown_field", "x"])] = 1
+    elif choice < 0.35:
+        del data[rng.choice(list(data))]
+    else:
+        key = rng.choice(list(data))
+        value = data[key]
+        if isinstance(value, dict) and value and rng.random() < 0.5:
+            data[key] = _break(value, rng)
+        elif isinstance(value, list) and value and isinstance(value[0], dict) and rng.random() < 0.5:
+            data[key] = [_break(value[0], rng)] + value[1:]
+        else:
+            data[key] = rng.choice(WRONG)
+    return data
+
+
+def _marshmallow(schema, data):
+    try:
+        return True, schema.load(data)
+    except ValidationError as exc:
+        return False, exc.messages
+
+
+def _fast(schema, data):
+    try:
+        return True, loader(schema)(data)
+    except NotPlain:
+        return False, None
+
+
+def test_every_contract_has_a_fast_path():
+    # a contract that grows a field type the fast path does not model silently loses it:
+    # this says so
+    missing = [c.__name__ for c in CONTRACTS if loader(schema_instance(c)) is None
+               or dumper(schema_instance(c)) is None]
+    assert missing == []
+    assert len(CONTRACTS) > 50
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_fast_load_decides_as_marshmallow(contract):
+    schema = schema_instance(contract)
+    rng = random.Random(contract.__name__)
+    agreed = 0
+    for _ in range(SAMPLES):
+        data = _object(schema, rng)
+        ok, expected = _marshmallow(schema, data)
+        fast_ok, got = _fast(schema, data)
+        # canonical data: both agree both ways
+        assert fast_ok == ok, (data, expected)
+        if ok:
+            assert _same(got, expected), data
+            agreed += 1
+        broken = _break(data, rng)
+        ok, expected = _marshmallow(schema, broken)
+        fast_ok, got = _fast(schema, broken)
+        if fast_ok:
+            assert ok, (broken, expected)
+            assert _same(got, expected), broken
+    assert agreed > 0, "no generated sample was valid: the generator does not exercise this contract"
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_fast_dump_is_marshmallow_dump(contract):
+    schema = schema_instance(contract)
+    rng = random.Random("dump:" + contract.__name__)
+    fast = dumper(schema)
+    for _ in range(SAMPLES):
+        data = _object(schema, rng)
+        ok, loaded = _marshmallow(schema, data)
+        for obj in ([loaded] if ok else []) + [data, _break(data, rng)]:
+            try:
+                got = fast(obj)
+            except NotPlain:
+                continue
+            expected = schema.dump(obj)
+            assert _same(got, expected), obj
+
+
+def test_defaults_are_fresh_objects():
+    a = load(ApplicationSchema, {"name": "n", "kind": "build", "amount": 1, "year": 2027, "summary": "s"})
+    b = load(ApplicationSchema, {"name": "n", "kind": "build", "amount": 1, "year": 2027, "summary": "s"})
+    assert a["flags"] == b["flags"] and a["flags"] is not b["flags"]
+    a["estimate"].append(1)
+    assert b["estimate"] == []
+
+
+def test_schema_level_rule_still_refuses_with_its_article():
+    # ApplicationSchema's @validates_schema: the estimate lines must add up to the amount
+    app = {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s",
+           "estimate": [{"item": "x", "category": "software", "quantity": 2, "unit_price": 30}]}
+    assert _fast(schema_instance(ApplicationSchema), app) == (False, None)
+    with pytest.raises(ValidationFailed) as exc:
+        load(ApplicationSchema, app)
+    assert [(e["field"], e["rule"]) for e in exc.value.errors] == [("estimate", "estimate_total")]
+    app["amount"] = 60
+    assert load(ApplicationSchema, app)["amount"] == 60
+
+
+@pytest.mark.parametrize("bad, field, rule", [
+    ({"amount": "100"}, "amount", "type_integer"),  # marshmallow's strict integer refuses a string
+    ({"year": 1999}, "year", "range"),
+    ({"kind": "castle"}, "kind", "one_of"),
+    ({"surprise": 1}, "surprise", "unknown_field"),
+    ({"flags": {"urgent": "maybe"}}, "flags.urgent", "type_boolean"),
+])
+def test_errors_are_marshmallows_words(bad, field, rule):
+    app = {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s", **bad}
+    with pytest.raises(ValidationFailed) as exc:
+        load(ApplicationSchema, app)
+    assert (field, rule) in [(e["field"], e["rule"]) for e in exc.value.errors]
+
+
+def test_coercions_marshmallow_allows_still_happen():
+    # not plain, so marshmallow loads it: a lax integer given as a string becomes an int
+    got = load(ApplicationSchema, {"name": "n", "kind": "build", "amount": 1, "year": "2027", "summary": "s"})
+    assert got["year"] == 2027 and type(got["year"]) is int
+    assert dump(ApplicationSchema, {**got, "year": "2027"}, check=True)["year"] == 2027
