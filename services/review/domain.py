@@ -223,14 +223,27 @@ def _dedupe(items):
 _SHARED_PARTS = ("project", "application")
 
 
+def _copy(value):
+    """A deep copy of JSON-shaped data (what a case is: it is stored as JSON), about five
+    times quicker than ``copy.deepcopy``, which keeps a memo of every object it visits.
+    Anything that is not a dict, list, tuple or an immutable scalar goes to deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind is str or kind is int or kind is bool or value is None or kind is float:
+        return value
+    if kind is tuple:
+        return tuple(_copy(item) for item in value)
+    return copy.deepcopy(value)
+
+
 def _own(case):
     """A copy of ``case`` the saga may change without touching the caller's: deep, except
     for the project and its application, which the saga only replaces whole (copying
     the application was the largest part of a step's cost)."""
-    shared = {key: case[key] for key in _SHARED_PARTS if key in case}
-    rest = copy.deepcopy({key: value for key, value in case.items() if key not in shared})
-    rest.update(shared)
-    return rest
+    return {key: value if key in _SHARED_PARTS else _copy(value) for key, value in case.items()}
 
 
 class Saga:
@@ -649,9 +662,9 @@ class Saga:
         stage["attempts"].append({
             "outcome": outcome,
             "closed_on": self.today.isoformat(),
-            "opinions": copy.deepcopy(stage["opinions"]),
-            "panel": copy.deepcopy(stage["panel"]),
-            "decision": copy.deepcopy(stage["decision"]),
+            "opinions": _copy(stage["opinions"]),
+            "panel": _copy(stage["panel"]),
+            "decision": _copy(stage["decision"]),
         })
 
     def _return(self, case, stage, reasons, cite, cmds):
