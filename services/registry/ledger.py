@@ -6,7 +6,7 @@ speak in plain dicts; the use cases decide, these only read and write.
 import datetime as dt
 import json
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 
 from contracts import NotFound
 from contracts.enums import POOLS, PROJECT_KINDS, PROJECT_STATES
@@ -37,25 +37,15 @@ _SYSTEM_OF_PROJECT = select(systems).where(systems.c.project_code == bindparam("
 _SYSTEM_BY_NAME = select(systems).where(systems.c.unit_id == bindparam("unit_id"),
                                         systems.c.name == bindparam("name")).order_by(systems.c.id)
 _INSERT_SYSTEM = insert(systems)
-_NEXT_SEQUENCE = {}
+# One statement for SQLite (3.35+) and PostgreSQL. Plain SQL: SQLAlchemy's dialect
+# upsert constructs are not cached, so the statement was compiled anew for every project.
+_NEXT_SEQUENCE = text(
+    "INSERT INTO code_counters (year, admin_code, last) VALUES (:year, :admin_code, 1) "
+    "ON CONFLICT (year, admin_code) DO UPDATE SET last = code_counters.last + 1 "
+    "RETURNING last")
 
 
 # ---- code counters -----------------------------------------------------------------
-
-def _next_sequence_statement(dialect):
-    stmt = _NEXT_SEQUENCE.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        stmt = upsert(code_counters).values(year=bindparam("year"), admin_code=bindparam("admin_code"), last=1)
-        stmt = _NEXT_SEQUENCE[dialect] = stmt.on_conflict_do_update(
-            index_elements=[code_counters.c.year, code_counters.c.admin_code],
-            set_={"last": code_counters.c.last + 1},
-        ).returning(code_counters.c.last)
-    return stmt
-
 
 def next_sequence(conn, year, admin_code):
     """The next sequence number for (year, admin code), taken inside the caller's
@@ -64,7 +54,7 @@ def next_sequence(conn, year, admin_code):
     dialect = conn.dialect.name
     if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the suite runs on both
         return _next_sequence_portable(conn, year, admin_code)
-    return conn.execute(_next_sequence_statement(dialect), {"year": year, "admin_code": admin_code}).scalar_one()
+    return conn.execute(_NEXT_SEQUENCE, {"year": year, "admin_code": admin_code}).scalar_one()
 
 
 def _next_sequence_portable(conn, year, admin_code):  # pragma: no cover

@@ -4,12 +4,11 @@ transaction of :class:`runtime.db.DatabaseCore`)."""
 import json
 import uuid
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, insert, select, text, update
 
 from runtime.db import utcnow
 
-from .models import case_opinions, cases, document_numbers, experts
+from .models import case_opinions, cases, experts
 
 
 def _dumps(value):
@@ -27,6 +26,11 @@ _KNOWN_OPINIONS = select(case_opinions.c.request_id, case_opinions.c.status).whe
     case_opinions.c.code == bindparam("code"))
 _INSERT_OPINION = insert(case_opinions)
 _OPINION_STATUS = update(case_opinions).where(case_opinions.c.request_id == bindparam("b_request_id"))
+# plain SQL, the same on SQLite (3.35+) and PostgreSQL: SQLAlchemy's upsert constructs
+# are compiled anew on every call
+_NEXT_DOCUMENT_NUMBER = text(
+    "INSERT INTO document_numbers (year, last) VALUES (:year, 1) "
+    "ON CONFLICT (year) DO UPDATE SET last = document_numbers.last + 1 RETURNING last")
 _ACTIVE_EXPERTS = select(experts).where(experts.c.active.is_(True)).order_by(experts.c.expert_id)
 
 
@@ -127,14 +131,6 @@ class ReviewRepository:
 
     # -- numbering -----------------------------------------------------------------------
     def next_document_number(self, year):
-        """The next number of ``year``'s approval documents, under a row lock."""
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(document_numbers).values(year=year, last=0))
-        except IntegrityError:
-            pass  # the year's row exists already
-        last = self.conn.execute(
-            select(document_numbers.c.last).where(document_numbers.c.year == year).with_for_update()
-        ).scalar()
-        self.conn.execute(update(document_numbers).where(document_numbers.c.year == year).values(last=last + 1))
-        return last + 1
+        """The next number of ``year``'s approval documents: one upsert, which row-locks
+        the year's counter on PostgreSQL until the transaction ends."""
+        return self.conn.execute(_NEXT_DOCUMENT_NUMBER, {"year": year}).scalar_one()
