@@ -9,6 +9,9 @@
   nameko's dispatcher does) to a quorum queue.
 * ``publish_rate_async``: publishes with asynchronous confirms (a window of outstanding
   confirms) to a quorum queue.
+* ``consume_rate``: one plain consumer process draining a quorum queue as the suite's
+  subscribers do (prefetch 16, decode each JSON body, ack each message): what one Python
+  process does with events when it does nothing else with them.
 
 Every figure of the suite is reported as a ratio to one of these, measured in the same run.
 """
@@ -188,8 +191,9 @@ def publish_rate_sync(uri, body, count):
         conn.close()
 
 
-def publish_rate_async(uri, body, count, window=1000):
-    """Messages per second with asynchronous confirms (up to ``window`` unconfirmed)."""
+def publish_rate_async(uri, body, count, window=1000, keep=False):
+    """Messages per second with asynchronous confirms (up to ``window`` unconfirmed).
+    With ``keep`` the messages stay in the queue (for :func:`consume_rate`)."""
     conn = _amqp_connection(uri)
     try:
         ch = conn.channel()
@@ -211,8 +215,33 @@ def publish_rate_async(uri, body, count, window=1000):
         while state["acked"] < count:
             conn.drain_events(timeout=10)
         elapsed = time.perf_counter() - started
-        ch.queue_purge(BULK_QUEUE)
+        if not keep:
+            ch.queue_purge(BULK_QUEUE)
         return count / elapsed
+    finally:
+        conn.close()
+
+
+def consume_rate(uri, body, count, prefetch=16):
+    """Messages per second one plain consumer takes from a quorum queue holding ``count``
+    messages: prefetch 16 as the suite's subscriptions, each body decoded, each acked."""
+    publish_rate_async(uri, body, count, keep=True)
+    conn = _amqp_connection(uri)
+    try:
+        ch = conn.channel()
+        ch.basic_qos(0, prefetch, False)
+        state = {"n": 0}
+
+        def on_message(message):
+            json.loads(message.body)
+            ch.basic_ack(message.delivery_tag)
+            state["n"] += 1
+
+        started = time.perf_counter()
+        ch.basic_consume(BULK_QUEUE, callback=on_message)
+        while state["n"] < count:
+            conn.drain_events(timeout=10)
+        return count / (time.perf_counter() - started)
     finally:
         conn.close()
 
