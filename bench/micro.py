@@ -1,12 +1,14 @@
-"""Micro-benchmarks behind two of the optimisations in bench/README.md, side by side in
-one process (no broker, a temporary SQLite file):
+"""Micro-benchmarks behind several of the optimisations in bench/README.md, side by side
+in one process (no broker, a temporary SQLite file):
 
 * one use case's database work — read a 3 KB row for update, write it back, in one
   transaction — four ways: an ORM session with statements built per call (what the
   services did), a Core connection with statements built per call, a Core connection
   with statements built once (what they do now), and raw ``sqlite3`` (the floor);
-* a 1.7 KB application through its contract: load, dump, and dump with the check
-  (``CONTRACT_CHECKS``);
+* a 1.9 KB application through its contract: load, dump, and dump with the check
+  (``CONTRACT_CHECKS``), each through ``contracts`` (its fast path, step 11) and by
+  marshmallow alone;
+* a case-shaped document copied by ``copy.deepcopy`` and by review's ``_copy`` (step 11);
 * a small unit of work (one inbox row) and its commit: committed alone with
   ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
   in a SQLAlchemy savepoint (``begin_nested``) or in a plain SQL ``SAVEPOINT`` (what
@@ -103,13 +105,41 @@ def contract_costs(n=1000):
     from bench.approvals import application
     from contracts import dump, load
     from contracts.application import ApplicationSchema
+    from contracts.base import schema_instance
     app = load(ApplicationSchema, application(1))
+    schema = schema_instance(ApplicationSchema)
+
+    def marshmallow_dump_and_check(_):
+        data = schema.dump(app)
+        assert not schema.validate(data)
+
     size = len(json.dumps(app, ensure_ascii=False).encode())
     return size, [(name, _per_call_us(fn, n)) for name, fn in (
         ("load (what every receiver does)", lambda i: load(ApplicationSchema, app)),
+        ("  marshmallow alone (before step 11)", lambda i: schema.load(app)),
         ("dump (CONTRACT_CHECKS=events, an RPC result)", lambda i: dump(ApplicationSchema, app, check=False)),
+        ("  marshmallow alone", lambda i: schema.dump(app)),
         ("dump and check (an event payload; strict: a result)", lambda i: dump(ApplicationSchema, app)),
+        ("  marshmallow alone", marshmallow_dump_and_check),
         ("json.dumps (for scale)", lambda i: json.dumps(app, ensure_ascii=False)),
+    )]
+
+
+def case_copies(n=2000):
+    """review's saga copies the case at every step (services/review/domain.py ``_own``)."""
+    import copy
+    from services.review.domain import _copy
+    opinion = {"request_id": "0" * 32, "agency": "cyberspace", "status": "issued", "verdict": "approve",
+               "conditions": ["等保三级测评"] * 3, "findings": [{"rule": "crypto_plan", "cite": "sichuan art. 22"}]}
+    case = {"code": "2026-510104-00001-X", "revision": 1, "state": "in_review",
+            "stages": [{"key": f"stage_{i}", "status": "open", "cite": "jinjiang art. 8", "panel": None,
+                        "decision": None, "opinions": [dict(opinion) for _ in range(3)]} for i in range(6)],
+            "history": [{"on": "2026-11-27", "event": "stage_passed", "zh": "“技术审查”环节通过",
+                         "en": "stage technical passed", "cite": "jinjiang art. 8"} for _ in range(15)]}
+    size = len(json.dumps(case, ensure_ascii=False).encode())
+    return size, [(name, _per_call_us(fn, n)) for name, fn in (
+        ("copy.deepcopy (before step 11)", lambda i: copy.deepcopy(case)),
+        ("a copy of JSON-shaped data (the saga's _copy)", lambda i: _copy(case)),
     )]
 
 
@@ -187,6 +217,10 @@ def main():
         print(f"  {name:<48} {us:8.0f} µs  {us / floor:5.1f}× raw")
     size, rows = contract_costs()
     print(f"an application ({size:,} bytes of JSON) through its contract")
+    for name, us in rows:
+        print(f"  {name:<52} {us:8.0f} µs")
+    size, rows = case_copies()
+    print(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied")
     for name, us in rows:
         print(f"  {name:<52} {us:8.0f} µs")
     print("a unit of work writing one inbox row, and its commit (SQLite, WAL)")
