@@ -46,33 +46,63 @@ def loader(schema):
         return found
 
 
-def _compile_schema(schema, unknown, building):
-    key = (id(schema), unknown)
-    if key in building:  # a schema nested in itself
-        return building[key] if building[key] is not _UNSUPPORTED else None
-    if schema.many or unknown not in (RAISE, EXCLUDE):
-        return None
-    hooks = schema._hooks
-    if hooks[PRE_LOAD] or hooks[POST_LOAD] or hooks[VALIDATES]:
-        return None
+def _memo(building, key, build):
+    """``build()`` once per key; a schema nested in itself meets a forward reference to the
+    function being built. ``None`` (no fast path) is remembered too."""
+    if key in building:
+        found = building[key]
+        return None if found is _UNSUPPORTED else found
     cell = []
+    building[key] = lambda data: cell[0](data)
+    built = build()
+    building[key] = _UNSUPPORTED if built is None else built
+    # a function built meanwhile that holds the forward reference sends such data to marshmallow
+    cell.append(built if built is not None else _not_plain)
+    return built
 
-    def forward(data):
-        return cell[0](data)
 
-    building[key] = forward
-    specs = []
-    for attr_name, field in schema.load_fields.items():
-        out_key = field.attribute or attr_name
-        if "." in out_key:
-            return _give_up(building, key)
-        convert = _compile_field(field, building)
+def _not_plain(data):
+    raise NotPlain
+
+
+def _converters(fields_by_name, compile_field, building):
+    """``[(name, field, convert)]`` for every field, or ``None`` when one has no fast path
+    (or a dotted ``attribute``, which marshmallow reads and writes as a path)."""
+    out = []
+    for name, field in fields_by_name.items():
+        if "." in (field.attribute or name):
+            return None
+        convert = compile_field(field, building)
         if convert is None:
-            return _give_up(building, key)
-        default = field.load_default
-        specs.append((field.data_key if field.data_key is not None else attr_name, out_key,
-                      convert, field.required, default, callable(default)))
-    specs = tuple(specs)
+            return None
+        out.append((name, field, convert))
+    return out
+
+
+def _same_kind(schema, fields_by_name):
+    """What identifies a schema's behaviour here: its class and the fields it uses. A
+    schema nested in itself through a callable (``Nested(lambda: Node())``) is a new
+    instance at every level, so the class, not the instance, ends the recursion."""
+    return type(schema), tuple(fields_by_name)
+
+
+def _compile_schema(schema, unknown, building):
+    if schema.only is not None or schema.exclude:
+        return None  # nested only/exclude options reach deeper levels: left to marshmallow
+    return _memo(building, ("load", _same_kind(schema, schema.load_fields), unknown),
+                 lambda: _build_loader(schema, unknown, building))
+
+
+def _build_loader(schema, unknown, building):
+    hooks = schema._hooks
+    if schema.many or unknown not in (RAISE, EXCLUDE) or hooks[PRE_LOAD] or hooks[POST_LOAD] or hooks[VALIDATES]:
+        return None
+    converters = _converters(schema.load_fields, _compile_field, building)
+    if converters is None:
+        return None
+    specs = tuple((field.data_key if field.data_key is not None else name, field.attribute or name, convert,
+                   field.required, field.load_default, callable(field.load_default))
+                  for name, field, convert in converters)
     known = frozenset(spec[0] for spec in specs)
     raise_unknown = unknown == RAISE
     dict_class = schema.dict_class
@@ -103,14 +133,7 @@ def _compile_schema(schema, unknown, building):
                 raise NotPlain
         return out
 
-    cell.append(load)
-    building[key] = load
     return load
-
-
-def _give_up(building, key):
-    building[key] = _UNSUPPORTED
-    return None
 
 
 def _plain(expected):
@@ -214,32 +237,22 @@ def dumper(schema):
 
 
 def _compile_dump_schema(schema, building):
-    key = id(schema)
-    if key in building:
-        return building[key] if building[key] is not _UNSUPPORTED else None
-    if schema.many:
+    if schema.only is not None or schema.exclude:
         return None
+    return _memo(building, ("dump", _same_kind(schema, schema.dump_fields)), lambda: _build_dumper(schema, building))
+
+
+def _build_dumper(schema, building):
     hooks = schema._hooks
-    if hooks[PRE_DUMP] or hooks[POST_DUMP]:
+    if schema.many or hooks[PRE_DUMP] or hooks[POST_DUMP]:
         return None
-    cell = []
-
-    def forward(obj):
-        return cell[0](obj)
-
-    building[key] = forward
-    specs = []
-    for attr_name, field in schema.dump_fields.items():
-        get_key = field.attribute or attr_name
-        if "." in get_key:
-            return _give_up(building, key)
-        convert = _compile_dump_field(field, building)
-        if convert is None:
-            return _give_up(building, key)
-        default = field.dump_default
-        specs.append((get_key, field.data_key if field.data_key is not None else attr_name,
-                      convert, default, callable(default), hasattr(dict, get_key)))
-    specs = tuple(specs)
+    converters = _converters(schema.dump_fields, _compile_dump_field, building)
+    if converters is None:
+        return None
+    # shadowed: a key marshmallow would look up with getattr(dict, key) when it is missing
+    specs = tuple((field.attribute or name, field.data_key if field.data_key is not None else name, convert,
+                   field.dump_default, callable(field.dump_default), hasattr(dict, field.attribute or name))
+                  for name, field, convert in converters)
     dict_class = schema.dict_class
 
     def dump(obj):
@@ -249,7 +262,7 @@ def _compile_dump_schema(schema, building):
         for get_key, out_key, convert, default, default_is_callable, shadowed in specs:
             value = obj.get(get_key, missing)
             if value is missing:
-                if shadowed:  # marshmallow would fall back to getattr(dict, key)
+                if shadowed:
                     raise NotPlain
                 if default is missing:
                     continue
@@ -257,8 +270,6 @@ def _compile_dump_schema(schema, building):
             out[out_key] = convert(value)
         return out
 
-    cell.append(dump)
-    building[key] = dump
     return dump
 
 

@@ -217,3 +217,35 @@ def test_coercions_marshmallow_allows_still_happen():
     got = load(ApplicationSchema, {"name": "n", "kind": "build", "amount": 1, "year": "2027", "summary": "s"})
     assert got["year"] == 2027 and type(got["year"]) is int
     assert dump(ApplicationSchema, {**got, "year": "2027"}, check=True)["year"] == 2027
+
+
+class _Node(ContractSchema):
+    """A schema nested in itself."""
+    name = fields.String(required=True)
+    children = fields.List(fields.Nested(lambda: _Node()), load_default=list)
+
+
+class _Measured(ContractSchema):
+    value = fields.Float(required=True)  # a field type the fast path does not model
+
+
+class _Holder(ContractSchema):
+    name = fields.String(required=True)
+    measured = fields.Nested(_Measured, required=True)
+
+
+def test_a_schema_nested_in_itself_has_a_fast_path():
+    tree = {"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}, {"name": "d"}]}
+    schema = _Node()
+    assert _same(loader(schema)(tree), schema.load(tree))
+    assert _same(dumper(schema)(schema.load(tree)), schema.dump(schema.load(tree)))
+    with pytest.raises(NotPlain):
+        loader(schema)({"name": "a", "children": [{"name": 1}]})
+
+
+def test_a_field_type_without_fast_path_leaves_the_schema_to_marshmallow():
+    assert loader(_Holder()) is None and dumper(_Holder()) is None
+    assert load(_Holder, {"name": "x", "measured": {"value": "1.5"}}) == {"name": "x", "measured": {"value": 1.5}}
+    with pytest.raises(ValidationFailed) as exc:
+        load(_Holder, {"name": "x", "measured": {"value": "many"}})
+    assert exc.value.errors[0]["field"] == "measured.value"
