@@ -14,6 +14,7 @@ import sys
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 
 from .db import utcnow
+from .sql import Prepared
 
 GENESIS = "0" * 64
 
@@ -44,7 +45,8 @@ _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('govpm-audit-log'))
 @functools.lru_cache(maxsize=None)
 def _statements(table):
     """(last entry, insert) on one service's ``audit_log``, built once."""
-    return select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1), insert(table)
+    return (Prepared(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)),
+            Prepared(insert(table)))
 
 
 def append(conn, table, *, action, ref, code, actor, digest):
@@ -53,11 +55,11 @@ def append(conn, table, *, action, ref, code, actor, digest):
         # one writer at a time extends the chain
         conn.execute(_ADVISORY_LOCK)
     last_entry, insert_entry = _statements(table)
-    last = conn.execute(last_entry).first()
+    last = last_entry.first(conn, {})
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     at = utcnow()
-    conn.execute(insert_entry, dict(
+    insert_entry.run(conn, dict(
         seq=seq, at=at, action=action, ref=ref, code=code, actor=actor, digest=digest, prev_hash=prev,
         hash=entry_hash(prev, seq, at, action, ref, code, actor, digest),
     ))

@@ -25,6 +25,7 @@ from contracts.events import EnvelopeSchema, schema_for
 
 from . import metrics as m
 from .config import one_of
+from .sql import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class Transaction:
         record = OutboxRecord(envelope["event_id"], routing_key or event_type,
                               json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), event_type,
                               correlation_id)
-        self.conn.execute(self.core.outbox_insert, {
+        self.core.outbox_insert.run(self.conn, {
             "event_id": record.event_id,
             "event_type": event_type,
             "routing_key": record.routing_key,
@@ -290,8 +291,8 @@ class DatabaseCore:
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         # built once: a statement built per call costs more than executing it
-        self.outbox_insert = insert(self.outbox)
-        self.inbox_insert = insert(self.inbox)
+        self.outbox_insert = Prepared(insert(self.outbox))
+        self.inbox_insert = Prepared(insert(self.inbox))
         self.committed = []  # callbacks(records) with the events a commit wrote: the relay's fast path
         self._commit_seconds = m.DB_COMMIT_DURATION.labels(service_name)
         self._units_per_commit = m.DB_UNITS_PER_COMMIT.labels(service_name)
@@ -339,7 +340,7 @@ class DatabaseCore:
         if event is not None:
             # the inbox row first: a duplicate fails here, before the handler runs
             try:
-                conn.execute(self.inbox_insert, {
+                self.inbox_insert.run(conn, {
                     "event_id": event["event_id"],
                     "event_type": event["event_type"],
                     "source": event["source"],

@@ -29,6 +29,7 @@ from contracts.enums import VERDICTS
 from . import audit, signing
 from .db import utcnow
 from .dependencies import rpc_method
+from .sql import Prepared
 
 
 @dataclass
@@ -123,10 +124,10 @@ def _statements(table):
     """The desk's statements on one service's ``opinion_requests``, built once."""
     by_id = table.c.request_id == bindparam("request_id")
     return types.SimpleNamespace(
-        exists=select(table.c.request_id).where(by_id),
-        row=select(table).where(by_id),
-        insert=insert(table),
-        update=update(table).where(table.c.request_id == bindparam("b_request_id")),
+        exists=Prepared(select(table.c.request_id).where(by_id)),
+        row=Prepared(select(table).where(by_id)),
+        insert=Prepared(insert(table)),
+        update=Prepared(update(table).where(table.c.request_id == bindparam("b_request_id"))),
     )
 
 
@@ -142,7 +143,7 @@ class OpinionDeskEntrypoints:
         request = event["payload"]
         sql = _statements(self._desk_table())
         with self.db.transaction(event=event) as tx:
-            if tx.conn.execute(sql.exists, {"request_id": request["request_id"]}).first():
+            if sql.exists.first(tx.conn, {"request_id": request["request_id"]}):
                 return
             draft = self.check_opinion(request)
             row = dict(
@@ -161,7 +162,7 @@ class OpinionDeskEntrypoints:
                 data=json.dumps(draft.data, ensure_ascii=False),
                 received_at=utcnow(),
             )
-            tx.conn.execute(sql.insert, row)
+            sql.insert.run(tx.conn, row)
             if request["sign"] == "auto":
                 self._issue(tx, request["request_id"], signed_by="auto", row=types.SimpleNamespace(**row),
                             request=request)
@@ -172,11 +173,14 @@ class OpinionDeskEntrypoints:
         written in this transaction (else both are read back)."""
         sql = _statements(self._desk_table())
         if row is None:
-            row = tx.conn.execute(sql.row, {"request_id": request_id}).one()
+            row = sql.row.first(tx.conn, {"request_id": request_id})
+            if row is None:
+                raise NotFound(message_zh=f"意见请求 {request_id} 不存在",
+                               message_en=f"opinion request {request_id} not found", field="request_id")
         final_verdict = verdict or row.verdict
         final_conditions = json.loads(row.conditions) if conditions is None else list(conditions)
         now = utcnow()
-        tx.conn.execute(sql.update, dict(
+        sql.update.run(tx.conn, dict(
             b_request_id=request_id, status="issued", verdict=final_verdict,
             conditions=json.dumps(final_conditions, ensure_ascii=False),
             signed_by=signed_by, signed_at=now, comment=comment,

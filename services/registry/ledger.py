@@ -12,6 +12,7 @@ from contracts import NotFound
 from contracts.enums import POOLS, PROJECT_KINDS, PROJECT_STATES
 from contracts.rpc_registry import SYSTEM_STATUSES
 from runtime.db import utcnow
+from runtime.sql import Prepared
 
 from .models import code_counters, project_history, projects, systems
 
@@ -24,15 +25,17 @@ def _json(value):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-# Statements used on every project are built once, with bound parameters: building a
-# statement and its cache key costs SQLAlchemy more than running it (bench/README.md).
-# An UPDATE without ``.values()`` sets the columns named in the parameters it is given.
-_FIND_PROJECT = select(projects).where(projects.c.code == bindparam("code"))
-_LOCK_PROJECT = _FIND_PROJECT.with_for_update()
-_INSERT_PROJECT = insert(projects)
-_UPDATE_PROJECT = update(projects).where(projects.c.code == bindparam("b_code"))
-_INSERT_HISTORY = insert(project_history)
-_HISTORY = select(project_history).where(project_history.c.code == bindparam("code")).order_by(project_history.c.id)
+# Statements used on every project are built once, with bound parameters, and run on the
+# cursor (runtime.sql.Prepared): building a statement, and SQLAlchemy's work around each
+# execution, cost more than SQLite running it (bench/README.md). An UPDATE without
+# ``.values()`` sets the columns named in the parameters it is given.
+_FIND_PROJECT = Prepared(select(projects).where(projects.c.code == bindparam("code")))
+_LOCK_PROJECT = Prepared(_FIND_PROJECT.statement.with_for_update())
+_INSERT_PROJECT = Prepared(insert(projects))
+_UPDATE_PROJECT = Prepared(update(projects).where(projects.c.code == bindparam("b_code")))
+_INSERT_HISTORY = Prepared(insert(project_history))
+_HISTORY = Prepared(select(project_history).where(project_history.c.code == bindparam("code"))
+                    .order_by(project_history.c.id))
 _SYSTEM_OF_PROJECT = select(systems).where(systems.c.project_code == bindparam("project_code")).order_by(systems.c.id)
 _SYSTEM_BY_NAME = select(systems).where(systems.c.unit_id == bindparam("unit_id"),
                                         systems.c.name == bindparam("name")).order_by(systems.c.id)
@@ -82,7 +85,7 @@ def insert_project(conn, values):
     row.setdefault("returns", 0)
     row["created_at"] = now
     row["updated_at"] = now
-    conn.execute(_INSERT_PROJECT, row)
+    _INSERT_PROJECT.run(conn, row)
 
 
 def update_project(conn, code, **values):
@@ -91,19 +94,19 @@ def update_project(conn, code, **values):
             values[key] = _json(values[key])
     values["updated_at"] = utcnow()
     values["b_code"] = code
-    conn.execute(_UPDATE_PROJECT, values)
+    _UPDATE_PROJECT.run(conn, values)
 
 
 def lock_project(conn, code):
     """The project row for an update (row-locked on PostgreSQL), or NotFound."""
-    row = conn.execute(_LOCK_PROJECT, {"code": code}).first()
+    row = _LOCK_PROJECT.first(conn, {"code": code})
     if row is None:
         raise not_found(code)
     return row
 
 
 def find_project(conn, code):
-    return conn.execute(_FIND_PROJECT, {"code": code}).first()
+    return _FIND_PROJECT.first(conn, {"code": code})
 
 
 def not_found(code):
@@ -187,7 +190,7 @@ def add_history(conn, code, entries):
     if not entries:
         return
     now = utcnow()
-    conn.execute(_INSERT_HISTORY, [
+    _INSERT_HISTORY.run(conn, [
         {"code": code, "at": now, **entry} for entry in entries
     ])
 
@@ -195,7 +198,7 @@ def add_history(conn, code, entries):
 def history(conn, code):
     if find_project(conn, code) is None:
         raise not_found(code)
-    rows = conn.execute(_HISTORY, {"code": code})
+    rows = _HISTORY.all(conn, {"code": code})
     return [{
         "at": _iso(row.at),
         "kind": row.kind,

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import bindparam, func, insert, select, text, update
 
 from runtime.db import utcnow
+from runtime.sql import Prepared
 
 from .models import case_opinions, cases, experts
 
@@ -15,17 +16,18 @@ def _dumps(value):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-# Statements of every saga step, built once with bound parameters (building a statement
-# costs SQLAlchemy more than running it). An UPDATE without ``.values()`` sets the
-# columns named in its parameters.
+# Statements of every saga step, built once with bound parameters and run on the cursor
+# (runtime.sql.Prepared: SQLAlchemy's work around each execution costs more than SQLite
+# running it). An UPDATE without ``.values()`` sets the columns named in its parameters.
 _CASE = select(cases.c.body).where(cases.c.code == bindparam("code"))
-_LOCK_CASE = _CASE.with_for_update()
-_INSERT_CASE = insert(cases)
-_UPDATE_CASE = update(cases).where(cases.c.code == bindparam("b_code"))
-_KNOWN_OPINIONS = select(case_opinions.c.request_id, case_opinions.c.status).where(
-    case_opinions.c.code == bindparam("code"))
-_INSERT_OPINION = insert(case_opinions)
-_OPINION_STATUS = update(case_opinions).where(case_opinions.c.request_id == bindparam("b_request_id"))
+_READ_CASE = Prepared(_CASE)
+_LOCK_CASE = Prepared(_CASE.with_for_update())
+_INSERT_CASE = Prepared(insert(cases))
+_UPDATE_CASE = Prepared(update(cases).where(cases.c.code == bindparam("b_code")))
+_KNOWN_OPINIONS = Prepared(select(case_opinions.c.request_id, case_opinions.c.status).where(
+    case_opinions.c.code == bindparam("code")))
+_INSERT_OPINION = Prepared(insert(case_opinions))
+_OPINION_STATUS = Prepared(update(case_opinions).where(case_opinions.c.request_id == bindparam("b_request_id")))
 # plain SQL, the same on SQLite (3.35+) and PostgreSQL: SQLAlchemy's upsert constructs
 # are compiled anew on every call
 _NEXT_DOCUMENT_NUMBER = text(
@@ -40,7 +42,7 @@ class ReviewRepository:
 
     # -- cases ---------------------------------------------------------------------------
     def get_case(self, code, *, for_update=False):
-        body = self.conn.execute(_LOCK_CASE if for_update else _CASE, {"code": code}).scalar()
+        body = (_LOCK_CASE if for_update else _READ_CASE).scalar(self.conn, {"code": code})
         return json.loads(body) if body is not None else None
 
     def save_case(self, case, *, new=False):
@@ -61,9 +63,9 @@ class ReviewRepository:
             updated_at=utcnow(),
         )
         if new:
-            self.conn.execute(_INSERT_CASE, dict(values, code=case["code"], created_at=values["updated_at"]))
+            _INSERT_CASE.run(self.conn, dict(values, code=case["code"], created_at=values["updated_at"]))
         else:
-            self.conn.execute(_UPDATE_CASE, dict(values, b_code=case["code"]))
+            _UPDATE_CASE.run(self.conn, dict(values, b_code=case["code"]))
         self._index_opinions(case)
 
     def list_cases(self, *, state=None, unit_id=None, limit=50, offset=0):
@@ -81,10 +83,10 @@ class ReviewRepository:
         for stage in case["stages"]:
             for opinion in stage["opinions"]:
                 current[opinion["request_id"]] = (stage, opinion)
-        known = {row.request_id: row.status for row in self.conn.execute(_KNOWN_OPINIONS, {"code": case["code"]})}
+        known = {row.request_id: row.status for row in _KNOWN_OPINIONS.all(self.conn, {"code": case["code"]})}
         for request_id, (stage, opinion) in current.items():
             if request_id not in known:
-                self.conn.execute(_INSERT_OPINION, dict(
+                _INSERT_OPINION.run(self.conn, dict(
                     request_id=request_id, code=case["code"], project_name=case["name"], unit_id=case["unit_id"],
                     stage=stage["key"], stage_name=stage["name"], agency=opinion["agency"],
                     agency_name=opinion["agency_name"], subject=opinion["subject"], sign=opinion["sign"],
@@ -92,7 +94,7 @@ class ReviewRepository:
                     cite=opinion["cite"],
                 ))
             elif known[request_id] != opinion["status"]:
-                self.conn.execute(_OPINION_STATUS, {"b_request_id": request_id, "status": opinion["status"]})
+                _OPINION_STATUS.run(self.conn, {"b_request_id": request_id, "status": opinion["status"]})
         stale = [rid for rid, status in known.items() if status == "requested" and rid not in current]
         if stale:
             self.conn.execute(update(case_opinions).where(case_opinions.c.request_id.in_(stale))
