@@ -9,6 +9,7 @@ in one process (no broker, a temporary SQLite file):
   (``CONTRACT_CHECKS``), each through ``contracts`` (its fast path, step 11) and by
   marshmallow alone;
 * a case-shaped document copied by ``copy.deepcopy`` and by review's ``_copy`` (step 11);
+* one statement run by SQLAlchemy's Core execute and by ``runtime.sql.Prepared`` (step 12);
 * a small unit of work (one inbox row) and its commit: committed alone with
   ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
   in a SQLAlchemy savepoint (``begin_nested``) or in a plain SQL ``SAVEPOINT`` (what
@@ -143,6 +144,42 @@ def case_copies(n=2000):
     )]
 
 
+def statement_paths(n=5000):
+    """One statement inside an open transaction (SQLite; nothing is committed here):
+    SQLAlchemy's Core execute of a prebuilt statement against runtime.sql.Prepared (step 12)."""
+    from sqlalchemy import bindparam
+    from runtime.db import runtime_tables, utcnow
+    from runtime.sql import Prepared
+    directory = tempfile.mkdtemp(prefix="govpm-micro-")
+    metadata = MetaData()
+    _, inbox = runtime_tables(metadata)
+    engine = make_engine(f"sqlite:///{directory}/statements.db", synchronous="NORMAL")
+    metadata.create_all(engine)
+    counter = iter(range(10 ** 9))
+
+    def row(_):
+        return {"event_id": f"e{next(counter)}", "event_type": "x", "source": "review", "handled_at": utcnow()}
+
+    core_insert, core_select = insert(inbox), select(inbox).where(inbox.c.event_id == bindparam("event_id"))
+    fast_insert, fast_select = Prepared(core_insert), Prepared(core_select)
+    conn = engine.connect()
+    conn.begin()
+    try:
+        fast_insert.run(conn, {"event_id": "probe", "event_type": "x", "source": "s", "handled_at": utcnow()})
+        return [(name, _per_call_us(fn, n)) for name, fn in (
+            ("insert, Core execute", lambda i: conn.execute(core_insert, row(i))),
+            ("insert, runtime.sql.Prepared", lambda i: fast_insert.run(conn, row(i))),
+            ("select by key, Core execute", lambda i: conn.execute(core_select, {"event_id": "probe"}).first()),
+            ("select by key, runtime.sql.Prepared", lambda i: fast_select.first(conn, {"event_id": "probe"})),
+        )]
+    finally:
+        conn.close()
+        engine.dispose()
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+        os.rmdir(directory)
+
+
 def commit_styles(n=1600, group=16):
     """µs per unit of work: one inbox row, committed alone or ``group`` to a commit (a
     group the warm-up or a round leaves open is carried on by the next calls)."""
@@ -222,6 +259,9 @@ def main():
     size, rows = case_copies()
     print(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied")
     for name, us in rows:
+        print(f"  {name:<52} {us:8.0f} µs")
+    print("one statement in an open transaction (SQLite): the inbox row")
+    for name, us in statement_paths():
         print(f"  {name:<52} {us:8.0f} µs")
     print("a unit of work writing one inbox row, and its commit (SQLite, WAL)")
     for name, us in commit_styles():
