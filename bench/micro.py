@@ -19,6 +19,7 @@ in one process (no broker, a temporary SQLite file):
 """
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -97,9 +98,7 @@ def sql_styles(n=2000):
     finally:
         raw.close()
         engine.dispose()
-        for name in os.listdir(directory):
-            os.remove(os.path.join(directory, name))
-        os.rmdir(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def contract_costs(n=1000):
@@ -175,9 +174,7 @@ def statement_paths(n=5000):
     finally:
         conn.close()
         engine.dispose()
-        for name in os.listdir(directory):
-            os.remove(os.path.join(directory, name))
-        os.rmdir(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def commit_styles(n=1600, group=16):
@@ -241,9 +238,7 @@ def commit_styles(n=1600, group=16):
     finally:
         for engine in engines:
             engine.dispose()
-        for name in os.listdir(directory):
-            os.remove(os.path.join(directory, name))
-        os.rmdir(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main():
