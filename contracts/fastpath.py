@@ -22,6 +22,11 @@ A schema that uses anything this module does not model (another field type, a fi
 its own pre/post-load functions, ``@pre_load``/``@post_load``/``@validates`` hooks,
 ``unknown=INCLUDE``, dotted attributes) gets no fast path: ``loader`` returns ``None`` and
 marshmallow does all the work, as before.
+
+It reads two things marshmallow keeps private — a schema's hook table (``_hooks``) and
+``_invoke_schema_validators``, which runs the ``@validates_schema`` rules as ``load`` does
+— which is one reason marshmallow is pinned (requirements.txt); the differential test
+fails if either changes meaning.
 """
 from marshmallow import EXCLUDE, RAISE, fields
 from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA

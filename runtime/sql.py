@@ -80,14 +80,15 @@ class Prepared:
                                  "literal parameters; execute it through SQLAlchemy")
             # a value the statement carries (``.values(status="withdrawn")``) unless the call gives one
             defaults[name] = _REQUIRED if bind.required else bind.effective_value
-            processor = bind.type._cached_bind_processor(dialect)
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
         row, result_processors = None, None
         if getattr(self.statement, "is_select", False):
             columns = list(self.statement.selected_columns)
             row = _row_class([column.key for column in columns])
-            result_processors = [column.type._cached_result_processor(dialect, None) for column in columns]
+            result_processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                                 for column in columns]
             if not any(result_processors):
                 result_processors = None
         plan = _Plan(compiled.string, compiled.positional, names, defaults, processors, row, result_processors)
