@@ -222,10 +222,10 @@ def publish_rate_async(uri, body, count, window=1000, keep=False):
         conn.close()
 
 
-def consume_rate(uri, body, count, prefetch=16):
-    """Messages per second one plain consumer takes from a quorum queue holding ``count``
-    messages: prefetch 16 as the suite's subscriptions, each body decoded, each acked."""
-    publish_rate_async(uri, body, count, keep=True)
+def consume_rate(uri, count, prefetch=16):
+    """Messages per second one plain consumer takes from the quorum queue that
+    ``publish_rate_async(..., keep=True)`` left ``count`` messages in: prefetch 16 as the
+    suite's subscriptions, each body decoded, each acked (the queue is empty afterwards)."""
     conn = _amqp_connection(uri)
     try:
         ch = conn.channel()

@@ -86,9 +86,10 @@ class Bench:
         rate = floor.publish_rate_sync(uri, self.body, self.n["rate_sync"])
         self.results.add("floor.rate_sync", "floor: publish rate, confirm awaited per message (quorum)", rate,
                          "msg/s")
-        rate = floor.publish_rate_async(uri, self.body, self.n["rate_async"])
+        # the published messages stay in the queue for the consumer floor to drain
+        rate = floor.publish_rate_async(uri, self.body, self.n["rate_async"], keep=True)
         self.results.add("floor.rate_async", "floor: publish rate, asynchronous confirms (quorum)", rate, "msg/s")
-        rate = floor.consume_rate(uri, self.body, self.n["rate_async"])
+        rate = floor.consume_rate(uri, self.n["rate_async"])
         self.results.add("floor.consume", "floor: one plain consumer process, decode and ack each (quorum, prefetch 16)",
                          rate, "msg/s")
 

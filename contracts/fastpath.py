@@ -141,7 +141,26 @@ def _build_loader(schema, unknown, building):
     return load
 
 
-def _plain(expected):
+# ---- fields ------------------------------------------------------------------------
+#
+# Loading and dumping keep a plain value as it is: a field's shape (which exact JSON type,
+# which container, which nested schema) is shared; each side adds its own None handling,
+# and loading its validators.
+
+
+def _scalar_type(field):
+    """The exact JSON type a scalar field keeps unchanged both ways, or ``None``."""
+    kind = type(field)
+    if kind is fields.String:
+        return str
+    if kind is fields.Integer:  # exactly int: a bool, a float or a numeric string is not plain
+        return None if field.as_string else int
+    if kind is fields.Boolean and (not field.truthy or (True in field.truthy and False in field.falsy)):
+        return bool
+    return None
+
+
+def _exact(expected):
     def convert(value):
         if type(value) is not expected:
             raise NotPlain
@@ -149,64 +168,64 @@ def _plain(expected):
     return convert
 
 
+def _dict_copy(value):
+    if type(value) is not dict:
+        raise NotPlain
+    return dict(value)
+
+
+def _each(convert):
+    def convert_list(value):
+        if type(value) is not list:
+            raise NotPlain
+        return [convert(item) for item in value]
+    return convert_list
+
+
+def _none_passes(convert):
+    def convert_or_none(value):
+        return None if value is None else convert(value)
+    return convert_or_none
+
+
+def _shape(field, building, compile_field, compile_nested):
+    """The conversion of a field's value by its type, or ``None`` for a type not modelled.
+    ``compile_field`` compiles a list's items, ``compile_nested(field, building)`` a nested
+    schema (loading or dumping)."""
+    expected = _scalar_type(field)
+    if expected is not None:
+        return _exact(expected)
+    kind = type(field)
+    if kind is fields.Dict:
+        return _dict_copy if field.key_field is None and field.value_field is None else None
+    if kind is fields.List:
+        inner = compile_field(field.inner, building)
+        return None if inner is None else _each(inner)
+    if kind is fields.Nested:
+        if field.schema.many:
+            return None
+        one = compile_nested(field, building)
+        if one is None:
+            return None
+        return _each(one) if field.many else one
+    return None
+
+
 def _compile_field(field, building):
     if field.pre_load or field.post_load:
         return None
-    kind = type(field)
-    if kind is fields.String:
-        base = _plain(str)
-    elif kind is fields.Integer:
-        base = _plain(int)  # exactly int: a bool, a float or a numeric string goes to marshmallow
-    elif kind is fields.Boolean:
-        if field.truthy and not (True in field.truthy and False in field.falsy):
-            return None
-        base = _plain(bool)
-    elif kind is fields.Dict:
-        if field.key_field is not None or field.value_field is not None:
-            return None
+    base = _shape(field, building, _compile_field, _compile_nested_loader)
+    return None if base is None else _with_validators(base, tuple(field.validators), field.allow_none)
 
-        def base(value):
-            if type(value) is not dict:
-                raise NotPlain
-            return dict(value)
-    elif kind is fields.List:
-        inner = _compile_field(field.inner, building)
-        if inner is None:
-            return None
 
-        def base(value):
-            if type(value) is not list:
-                raise NotPlain
-            return [inner(item) for item in value]
-    elif kind is fields.Nested:
-        nested = field.schema
-        many = nested.many or field.many
-        if nested.many:
-            return None
-        one = _compile_schema(nested, field.unknown if field.unknown is not None else nested.unknown,
-                              building)
-        if one is None:
-            return None
-        if many:
-            def base(value):
-                if type(value) is not list:
-                    raise NotPlain
-                return [one(item) for item in value]
-        else:
-            base = one
-    else:
-        return None
-    return _with_validators(base, tuple(field.validators), field.allow_none)
+def _compile_nested_loader(field, building):
+    nested = field.schema
+    return _compile_schema(nested, field.unknown if field.unknown is not None else nested.unknown, building)
 
 
 def _with_validators(base, validators, allow_none):
     if not validators:
-        if not allow_none:
-            return base
-
-        def convert(value):
-            return None if value is None else base(value)
-        return convert
+        return _none_passes(base) if allow_none else base
 
     def convert(value):
         if value is None:
@@ -278,66 +297,7 @@ def _build_dumper(schema, building):
     return dump
 
 
-def _plain_or_none(expected):
-    def convert(value):
-        if value is None:
-            return None
-        if type(value) is not expected:
-            raise NotPlain
-        return value
-    return convert
-
-
 def _compile_dump_field(field, building):
-    kind = type(field)
-    if kind is fields.String:
-        return _plain_or_none(str)
-    if kind is fields.Integer:
-        return None if field.as_string else _plain_or_none(int)
-    if kind is fields.Boolean:
-        if field.truthy and not (True in field.truthy and False in field.falsy):
-            return None
-        return _plain_or_none(bool)
-    if kind is fields.Dict:
-        if field.key_field is not None or field.value_field is not None:
-            return None
-
-        def convert(value):
-            if value is None:
-                return None
-            if type(value) is not dict:
-                raise NotPlain
-            return dict(value)
-        return convert
-    if kind is fields.List:
-        inner = _compile_dump_field(field.inner, building)
-        if inner is None:
-            return None
-
-        def convert(value):
-            if value is None:
-                return None
-            if type(value) is not list:
-                raise NotPlain
-            return [inner(item) for item in value]
-        return convert
-    if kind is fields.Nested:
-        nested = field.schema
-        if nested.many:
-            return None
-        one = _compile_dump_schema(nested, building)
-        if one is None:
-            return None
-        if field.many:
-            def convert(value):
-                if value is None:
-                    return None
-                if type(value) is not list:
-                    raise NotPlain
-                return [one(item) for item in value]  # a None item: marshmallow dumps {}
-            return convert
-
-        def convert(value):
-            return None if value is None else one(value)
-        return convert
-    return None
+    # marshmallow dumps None as None whatever the field
+    base = _shape(field, building, _compile_dump_field, lambda f, b: _compile_dump_schema(f.schema, b))
+    return None if base is None else _none_passes(base)

@@ -72,12 +72,13 @@ class Prepared:
             raise ValueError(f"runtime.sql.Prepared cannot run {compiled.string!r}: it needs Python-side "
                              "column defaults or RETURNING; execute it through SQLAlchemy")
         names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        if getattr(compiled, "escaped_bind_names", None) or any(
+                compiled.binds[name].expanding or compiled.binds[name].literal_execute for name in names):
+            raise ValueError(f"runtime.sql.Prepared cannot run {compiled.string!r}: expanding, literal or "
+                             "escaped parameters; execute it through SQLAlchemy")
         processors, defaults = {}, {}
         for name in names:
             bind = compiled.binds[name]
-            if bind.expanding or bind.literal_execute or getattr(compiled, "escaped_bind_names", None):
-                raise ValueError(f"runtime.sql.Prepared cannot run {compiled.string!r}: expanding or "
-                                 "literal parameters; execute it through SQLAlchemy")
             # a value the statement carries (``.values(status="withdrawn")``) unless the call gives one
             defaults[name] = _REQUIRED if bind.required else bind.effective_value
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -94,15 +95,6 @@ class Prepared:
         plan = _Plan(compiled.string, compiled.positional, names, defaults, processors, row, result_processors)
         self._plans[plan_key] = plan
         return plan
-
-    def _params(self, plan, compiled_params):
-        processors = plan.processors
-        if processors:
-            for name, processor in processors.items():
-                compiled_params[name] = processor(compiled_params[name])
-        if plan.positional:
-            return tuple(compiled_params[name] for name in plan.names)
-        return compiled_params
 
     def _execute(self, conn, params):
         if not conn.in_transaction():
@@ -130,6 +122,8 @@ class Prepared:
         return plan, cursor
 
     def _bind(self, plan, params):
+        """The DBAPI's parameters for one call: given or carried values, through the types'
+        bind processors, as a tuple (positional paramstyle) or a dict."""
         values = {}
         for name in plan.names:
             value = params.get(name, _REQUIRED)
@@ -137,8 +131,9 @@ class Prepared:
                 value = plan.defaults[name]
                 if value is _REQUIRED:
                     raise exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
-            values[name] = value
-        return self._params(plan, values)
+            processor = plan.processors.get(name)
+            values[name] = value if processor is None else processor(value)
+        return tuple(values[name] for name in plan.names) if plan.positional else values
 
     def _rows(self, plan, raw):
         if plan.result_processors is None:

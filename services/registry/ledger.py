@@ -29,8 +29,9 @@ def _json(value):
 # cursor (runtime.sql.Prepared): building a statement, and SQLAlchemy's work around each
 # execution, cost more than SQLite running it (bench/README.md). An UPDATE without
 # ``.values()`` sets the columns named in the parameters it is given.
-_FIND_PROJECT = Prepared(select(projects).where(projects.c.code == bindparam("code")))
-_LOCK_PROJECT = Prepared(_FIND_PROJECT.statement.with_for_update())
+_PROJECT = select(projects).where(projects.c.code == bindparam("code"))
+_FIND_PROJECT = Prepared(_PROJECT)
+_LOCK_PROJECT = Prepared(_PROJECT.with_for_update())
 _INSERT_PROJECT = Prepared(insert(projects))
 _UPDATE_PROJECT = Prepared(update(projects).where(projects.c.code == bindparam("b_code")))
 _INSERT_HISTORY = Prepared(insert(project_history))
