@@ -10,7 +10,7 @@
 * ``publish_rate_async``: publishes with asynchronous confirms (a window of outstanding
   confirms) to a quorum queue.
 * ``consume_rate``: one plain consumer process draining a quorum queue as the suite's
-  subscribers do (prefetch 16, decode each JSON body, ack each message): what one Python
+  subscribers do (their prefetch, decode each JSON body, ack each message): what one Python
   process does with events when it does nothing else with them.
 
 Every figure of the suite is reported as a ratio to one of these, measured in the same run.
@@ -26,6 +26,9 @@ import uuid
 import amqp
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
+#: the suite's subscriptions' prefetch (``runtime.messaging.DEFAULT_PREFETCH``; this process
+#: imports no nameko, a unit test keeps the two equal)
+PREFETCH = 64
 RPC_QUEUE = "bench.floor.rpc"
 QUORUM_QUEUE = "bench.floor.quorum"
 BULK_QUEUE = "bench.floor.quorum-bulk"
@@ -222,10 +225,10 @@ def publish_rate_async(uri, body, count, window=1000, keep=False):
         conn.close()
 
 
-def consume_rate(uri, count, prefetch=16):
+def consume_rate(uri, count, prefetch=PREFETCH):
     """Messages per second one plain consumer takes from the quorum queue that
-    ``publish_rate_async(..., keep=True)`` left ``count`` messages in: prefetch 16 as the
-    suite's subscriptions, each body decoded, each acked (the queue is empty afterwards)."""
+    ``publish_rate_async(..., keep=True)`` left ``count`` messages in: the suite's
+    subscriptions' prefetch, each body decoded, each acked (the queue is empty afterwards)."""
     conn = _amqp_connection(uri)
     try:
         ch = conn.channel()

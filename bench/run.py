@@ -90,8 +90,8 @@ class Bench:
         rate = floor.publish_rate_async(uri, self.body, self.n["rate_async"], keep=True)
         self.results.add("floor.rate_async", "floor: publish rate, asynchronous confirms (quorum)", rate, "msg/s")
         rate = floor.consume_rate(uri, self.n["rate_async"])
-        self.results.add("floor.consume", "floor: one plain consumer process, decode and ack each (quorum, prefetch 16)",
-                         rate, "msg/s")
+        self.results.add("floor.consume", "floor: one plain consumer process, decode and ack each "
+                         f"(quorum, prefetch {floor.PREFETCH})", rate, "msg/s")
 
     def floor_client(self):
         """The floor's responder process and client, kept for the whole run: the latency

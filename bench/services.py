@@ -128,9 +128,11 @@ class BenchSink(OpsEndpoints):
 
     @subscribe("registry", "project_submitted")
     def handle_project_submitted(self, event):
-        with self.db.transaction(event=event):
-            pass  # the inbox row is the handler's write
-        RECEIVED[event["event_id"]] = time.time()
+        event_id = event["event_id"]
+        with self.db.transaction(event=event) as tx:
+            # the inbox row is the handler's write; the stamp is taken once it is committed
+            # (in a batch of events, with the batch)
+            tx.on_commit(lambda: RECEIVED.__setitem__(event_id, time.time()))
 
     @rpc
     def received(self, clear=False):

@@ -21,6 +21,19 @@ def one_of(name, value, choices):
     return value
 
 
+def positive_int(name, value):
+    """``value`` of setting ``name`` as an integer ≥ 1; otherwise the error that stops the
+    service at start, naming the setting in Chinese and English."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ValueError(f"配置项 {name} 须为正整数，而不是 {value!r} / config {name} must be a positive integer, "
+                         f"not {value!r}")
+    return number
+
+
 def profile():
     """The jurisdiction's profile; config ``PROFILE_DIR`` (optional) names a directory
     holding the deployment's own copy of ``<jurisdiction>.yaml`` instead of

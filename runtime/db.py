@@ -7,6 +7,7 @@ no-op (effectively-once processing).
 """
 import collections
 import contextlib
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -57,6 +58,10 @@ def runtime_tables(metadata: MetaData):
         Column("handled_at", DateTime, nullable=False),
     )
     return outbox, inbox
+
+
+#: the batch (``DatabaseCore.batch``) open in this green thread: ``(core, _Held)``
+_BATCH = contextvars.ContextVar("runtime_db_batch", default=None)
 
 
 class AlreadyHandled(Exception):
@@ -120,10 +125,17 @@ class Transaction:
         self.core = core
         self.conn = conn
         self.records = []
+        self.callbacks = []
 
     @property
     def emitted(self):
         return len(self.records)
+
+    def on_commit(self, callback):
+        """Call ``callback()`` once this unit's work is committed: right after its own
+        commit, or after the commit of the group or batch that carried it. Not called if
+        the unit or that commit fails."""
+        self.callbacks.append(callback)
 
     def emit(self, event_type, payload, *, correlation_id, routing_key=None):
         """Validate ``payload`` against its contract and write it to the outbox."""
@@ -159,9 +171,32 @@ class _Group:
     def __init__(self, conn):
         self.conn = conn
         self.members = 0
+        self.units = 0
         self.records = []
+        self.callbacks = []
         self.done = threading.Event()
         self.error = None
+
+
+class _Held:
+    """What a writer holds while it works: the connection, what its units leave for after
+    the commit (events, callbacks), how many units it ran, and the error that broke its
+    transaction, if one did."""
+
+    __slots__ = ("conn", "records", "callbacks", "units", "broken")
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.records = []
+        self.callbacks = []
+        self.units = 0
+        self.broken = None
+
+    def keep(self, tx):
+        """A unit of work succeeded: its events and callbacks go with this commit."""
+        self.records.extend(tx.records)
+        self.callbacks.extend(tx.callbacks)
+        self.units += 1
 
 
 class GroupCommit:
@@ -175,7 +210,8 @@ class GroupCommit:
     commits, and every unit of the group returns only after that commit, with its error
     if the commit failed. So a caller is answered, and an event acked, only once its work
     is on disk, as before; only the number of commits falls. The relay gets the group's
-    events after the commit, in commit order.
+    events after the commit, in commit order. A batch (:meth:`DatabaseCore.batch`) is one
+    member of a group, holding the lock for all of its units.
     """
 
     MAX_MEMBERS = 32
@@ -188,6 +224,15 @@ class GroupCommit:
 
     @contextlib.contextmanager
     def unit(self, event):
+        with self.hold() as held:
+            tx = self.core._begin_unit(held.conn, event)
+            yield tx
+            held.keep(tx)
+
+    @contextlib.contextmanager
+    def hold(self):
+        """The write lock and a savepoint in the open group's transaction; on exit, once
+        the group committed, returns (or raises the error that failed the group)."""
         self._acquire()
         group = self.group
         if group is None:
@@ -201,12 +246,14 @@ class GroupCommit:
             group = self.group = _Group(conn)
         group.members += 1
         conn = group.conn
-        # units follow each other, never nest: one savepoint name serves them all. Plain
+        # members follow each other, never nest: one savepoint name serves them all. Plain
         # SQL: SQLAlchemy's begin_nested() costs four times as much (bench/README.md, step 10)
         conn.exec_driver_sql("SAVEPOINT unit")
+        held = _Held(conn)
         try:
-            tx = self.core._begin_unit(conn, event)
-            yield tx
+            yield held
+            if held.broken is not None:
+                raise held.broken
             conn.exec_driver_sql("RELEASE unit")
         except BaseException:
             try:
@@ -216,7 +263,9 @@ class GroupCommit:
                 group.error = group.error or exc
             self._finish(group)
             raise
-        group.records.extend(tx.records)
+        group.records.extend(held.records)
+        group.callbacks.extend(held.callbacks)
+        group.units += held.units
         self._finish(group)
         if group.error is not None:
             raise group.error
@@ -255,7 +304,7 @@ class GroupCommit:
             if group.error is None:
                 started = time.perf_counter()
                 group.conn.commit()
-                self.core._committed_units(time.perf_counter() - started, group.members)
+                self.core._committed_units(time.perf_counter() - started, group.units)
         except BaseException as exc:
             group.error = exc
         try:
@@ -268,7 +317,7 @@ class GroupCommit:
             self.lock.release()
             group.done.set()
         if group.error is None:
-            self.core._after_commit(group.records)
+            self.core._after_commit(group.records, group.callbacks)
 
 
 class DatabaseCore:
@@ -307,34 +356,90 @@ class DatabaseCore:
     @contextlib.contextmanager
     def transaction(self, event=None):
         """A unit of work. With ``event`` (an envelope dict) it is idempotent by event id.
-        It returns only once its work is committed (on SQLite, with the group it joined)."""
+        It returns only once its work is committed (on SQLite, with the group it joined);
+        inside a :meth:`batch`, once the batch holds it, committed with the batch."""
+        batch = _BATCH.get()
+        if batch is not None and batch[0] is self:
+            with self._member(batch[1], event) as tx:
+                yield tx
+            return
         if self._writers is not None:
             with self._writers.unit(event) as tx:
                 yield tx
             return
-        records = ()
-        conn = self.engine.connect()
         try:
-            trans = conn.begin()
-            try:
-                tx = self._begin_unit(conn, event)
+            with self._own() as held:
+                tx = self._begin_unit(held.conn, event)
                 yield tx
-            except BaseException:
-                trans.rollback()
-                raise
-            started = time.perf_counter()
-            trans.commit()
-            self._committed_units(time.perf_counter() - started, 1)
-            records = tx.records
+                held.keep(tx)
         except IntegrityError:
             # PostgreSQL: a concurrent duplicate waits for the first transaction and fails
             # when that one commits
             if event is not None and self._handled(event["event_id"]):
                 raise AlreadyHandled(event["event_id"]) from None
             raise
+
+    @contextlib.contextmanager
+    def batch(self):
+        """One transaction for the units of work run inside it, in this green thread.
+
+        Each ``transaction()`` inside runs in its own savepoint: a failing unit rolls back
+        alone and raises as usual, and a unit that succeeded returns at once, before the
+        commit. The batch commits when it ends (on SQLite as one member of a group); only
+        then are its events handed to the relay. If the commit fails, the batch raises and
+        none of its units' work is kept. So whoever batches units (the event subscription,
+        ``runtime.messaging``) acts on their outcome only after the batch returned: acks
+        after the commit, as with single units. Code after a unit's ``transaction()``
+        runs before the commit; its effects on other services go through ``tx.emit``."""
+        if _BATCH.get() is not None:
+            raise RuntimeError("batches do not nest")
+        with (self._writers.hold() if self._writers is not None else self._own()) as held:
+            token = _BATCH.set((self, held))
+            try:
+                yield
+            finally:
+                _BATCH.reset(token)
+
+    @contextlib.contextmanager
+    def _own(self):
+        """A transaction on a connection of its own (PostgreSQL), committed on clean exit."""
+        conn = self.engine.connect()
+        try:
+            trans = conn.begin()
+            held = _Held(conn)
+            try:
+                yield held
+                if held.broken is not None:
+                    raise held.broken
+            except BaseException:
+                trans.rollback()
+                raise
+            started = time.perf_counter()
+            trans.commit()
+            self._committed_units(time.perf_counter() - started, held.units)
         finally:
             conn.close()
-        self._after_commit(records)
+        self._after_commit(held.records, held.callbacks)
+
+    @contextlib.contextmanager
+    def _member(self, held, event):
+        """A unit inside a batch: a savepoint in the batch's transaction."""
+        conn = held.conn
+        if held.broken is not None:
+            raise held.broken
+        conn.exec_driver_sql("SAVEPOINT member")
+        try:
+            tx = self._begin_unit(conn, event)
+            yield tx
+            conn.exec_driver_sql("RELEASE member")
+        except BaseException:
+            try:
+                conn.exec_driver_sql("ROLLBACK TO member")
+                conn.exec_driver_sql("RELEASE member")
+            except Exception as exc:  # the batch's transaction is gone: the batch fails
+                held.broken = held.broken or exc
+            raise
+        held.keep(tx)
 
     def _begin_unit(self, conn, event):
         if event is not None:
@@ -354,10 +459,15 @@ class DatabaseCore:
         self._commit_seconds.observe(seconds)
         self._units_per_commit.observe(units)
 
-    def _after_commit(self, records):
+    def _after_commit(self, records, callbacks=()):
         if records:
             for callback in self.committed:
                 callback(records)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # the work is committed: a failing callback must not undo its answer
+                log.exception("after-commit callback failed")
 
     def _handled(self, event_id):
         with self.engine.connect() as conn:

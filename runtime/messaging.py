@@ -9,14 +9,21 @@ nameko's ``event_handler`` acks and drops a message whose handler fails, and its
   ``<service>.dead-letters``, where ops can see and replay it (``runtime.deadletters``);
 * loads the envelope and the payload through their contracts; a payload that does not
   fit is dead-lettered at once (retrying cannot fix it);
-* treats :class:`~runtime.db.AlreadyHandled` as success, so redeliveries are no-ops.
+* treats :class:`~runtime.db.AlreadyHandled` as success, so redeliveries are no-ops;
+* hands the events that arrived together to one worker (``EVENT_BATCH``, at most 32 by
+  default), which runs the handler once per event inside one database batch
+  (:meth:`runtime.db.DatabaseCore.batch`): each event's transaction in its own savepoint,
+  one commit for all, each message acked, dead-lettered or returned by its own event's
+  outcome once that commit is done. ``EVENT_BATCH: 1`` gives each event its own worker.
 """
+import contextlib
+import functools
 import logging
+import sys
 import time
 
 from kombu import Exchange, Queue
 from nameko import config
-from functools import partial
 
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, decode_from_headers
@@ -24,12 +31,16 @@ from nameko.messaging import Consumer, decode_from_headers
 from contracts import ValidationFailed, load
 from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_for
 
-from .db import AlreadyHandled
+from . import logs
+from .config import positive_int
+from .db import AlreadyHandled, DatabaseCore
 from .workers import spawn_if_room
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DELIVERY_LIMIT = 5
+DEFAULT_BATCH = 32  # events handled by one worker, in one transaction
+DEFAULT_PREFETCH = 64  # unacked events per subscription: two batches' worth, so one fills while one runs
 
 
 class Poison(Exception):
@@ -39,6 +50,12 @@ class Poison(Exception):
 
 def delivery_limit():
     return int(config.get("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
+
+
+def event_fields(envelope):
+    """The log fields of one event (see :mod:`runtime.logs`)."""
+    return {"code": envelope.get("correlation_id"), "event_id": envelope.get("event_id"),
+            "event": envelope.get("event_type")}
 
 
 def queue_arguments(service_name, limit=None):
@@ -82,6 +99,50 @@ def declare_topology_for_publisher(publisher, source, limit=None):
             declare_subscription(publisher.channel, *sub, limit=limit)
 
 
+class _Item:
+    __slots__ = ("envelope", "message", "exc_info", "elapsed")
+
+    def __init__(self, envelope, message):
+        self.envelope = envelope
+        self.message = message
+        self.exc_info = None
+        self.elapsed = 0.0
+
+
+class EventBatch:
+    """Events handed to one worker. Until the worker starts (``claimed``), events that
+    arrive join it; the worker handles them one after another in one database batch."""
+
+    __slots__ = ("entrypoint", "items", "claimed")
+
+    def __init__(self, entrypoint):
+        self.entrypoint = entrypoint
+        self.items = []
+        self.claimed = False
+
+    def run(self, service, handler):
+        """Call ``handler(service, envelope)`` for each event; each event's exception is
+        kept on its item. Raises only what fails the batch as a whole (its commit)."""
+        self.claimed = True
+        core = self.entrypoint.database()
+        with core.batch() if core is not None else contextlib.nullcontext():
+            for item in self.items:
+                logs.update_context(**event_fields(item.envelope))
+                started = time.perf_counter()
+                try:
+                    handler(service, item.envelope)
+                except Exception as exc:  # noqa: BLE001 - this event's outcome, settled after the commit
+                    item.exc_info = sys.exc_info()
+                    if not isinstance(exc, self.entrypoint.expected_exceptions):
+                        log.error("error handling event: %s", exc, exc_info=item.exc_info)
+                item.elapsed = time.perf_counter() - started
+
+    def outcomes(self, exc_info=None):
+        """``(item, exc_info)`` for each event; ``exc_info`` of the whole batch stands for
+        every event that did not fail on its own (none of their work was committed)."""
+        return [(item, item.exc_info or exc_info) for item in self.items]
+
+
 class Subscribe(Consumer):
     """``@subscribe(source, event_type, routing_key=None)``: the handler gets the envelope
     dict with ``payload`` loaded through the event's contract."""
@@ -90,10 +151,26 @@ class Subscribe(Consumer):
         self.source = source
         self.event_type = event_type
         self.routing_key = routing_key or event_type
-        kwargs.setdefault("prefetch_count", 16)
+        self.batch_max = None  # config EVENT_BATCH, read in setup
+        self._open = None  # the batch events join until its worker starts
+        self._core = None
         # a duplicate is a success, not an error to log with a stack trace
         kwargs.setdefault("expected_exceptions", (AlreadyHandled, Poison))
         super().__init__(queue=None, requeue_on_error=True, **kwargs)
+
+    @classmethod
+    def decorator(cls, *args, **kwargs):
+        register = super().decorator(*args, **kwargs)
+
+        def decorate(fn):
+            @functools.wraps(fn)
+            def handler(self, event):
+                if isinstance(event, EventBatch):
+                    return event.run(self, fn)
+                return fn(self, event)
+            return register(handler)
+
+        return decorate
 
     def setup(self):
         service = self.container.service_name
@@ -104,6 +181,9 @@ class Subscribe(Consumer):
                 f"subscription {self.source}.{self.event_type} → {service}.{self.method_name} "
                 "is not listed in contracts.events.SUBSCRIPTIONS"
             )
+        self.batch_max = positive_int("EVENT_BATCH", config.get("EVENT_BATCH", DEFAULT_BATCH))
+        self.consumer_options.setdefault(
+            "prefetch_count", positive_int("EVENT_PREFETCH", config.get("EVENT_PREFETCH", DEFAULT_PREFETCH)))
         dlx_name, dlq_name = dead_letter_names(service)
         dlx = Exchange(dlx_name, type="fanout", durable=True, auto_delete=False)
         self.dead_letter_queue = Queue(dlq_name, exchange=dlx, routing_key="", durable=True,
@@ -116,6 +196,13 @@ class Subscribe(Consumer):
             queue_arguments=queue_arguments(service),
         )
         super().setup()
+
+    def database(self):
+        """The service's database (its ``runtime.dependencies.Database``), if it has one."""
+        if self._core is None:
+            self._core = next((dep.core for dep in self.container.dependencies
+                               if isinstance(getattr(dep, "core", None), DatabaseCore)), None)
+        return self._core
 
     def start(self):
         # declare the dead-letter queue before consuming so nothing dead-letters into the void
@@ -133,25 +220,33 @@ class Subscribe(Consumer):
                       extra={"event": self.event_type, "source": self.source})
             self._dead_letter(message)
             return
-        self._spawn(envelope, message)
+        if self.batch_max == 1:
+            self._spawn((envelope,), functools.partial(self._handle_one, _Item(envelope, message)), message)
+            return
+        batch = self._open
+        if batch is None or batch.claimed or len(batch.items) >= self.batch_max:
+            batch = self._open = EventBatch(self)
+            batch.items.append(_Item(envelope, message))
+            self._spawn((batch,), functools.partial(self._handle_batch, batch), message)
+        else:
+            batch.items.append(_Item(envelope, message))
 
-    def _spawn(self, envelope, message):
+    def _spawn(self, args, handle_result, message):
         """As nameko's Consumer, except while the container is being killed: nameko then
         requeues the message, and the quorum queue counts every such requeue against the
         delivery limit, dead-lettering messages no handler ever failed. Left unacked, the
         message returns once, when the dying connection closes. A worker is spawned at
         once when the pool has room; only when it is full does a thread wait for room."""
         context_data = decode_from_headers(message.headers)
-        handle_result = partial(self.handle_result, message)
         try:
-            if spawn_if_room(self, (envelope,), {}, context_data, handle_result):
+            if spawn_if_room(self, args, {}, context_data, handle_result):
                 return
         except ContainerBeingKilled:
             return
 
         def spawn_worker():
             try:
-                self.container.spawn_worker(self, (envelope,), {}, context_data=context_data,
+                self.container.spawn_worker(self, args, {}, context_data=context_data,
                                             handle_result=handle_result)
             except ContainerBeingKilled:
                 pass
@@ -167,23 +262,36 @@ class Subscribe(Consumer):
         if message.channel.connection:
             message.reject(requeue=False)
 
-    def handle_message_processed(self, message, result=None, exc_info=None):
-        if exc_info is None or isinstance(exc_info[1], AlreadyHandled):
-            if exc_info is not None:
-                log.info("duplicate event ignored", extra={"event": self.event_type})
-            self.consumer.ack_message(message)
-            return
-        if isinstance(exc_info[1], Poison):
-            log.error("event refused and dead-lettered: %s", exc_info[1],
-                      extra={"event": self.event_type, "source": self.source})
-            self._dead_letter(message)
-            return
-        deliveries = int(message.headers.get("x-delivery-count", 0) or 0)
-        log.warning("event handler failed (delivery %d): %s", deliveries + 1, exc_info[1],
-                    extra={"event": self.event_type, "source": self.source})
-        # a growing pause before the broker redelivers: no hot loop
-        time.sleep(min(0.2 * (2 ** deliveries), 5.0))
-        self.consumer.requeue_message(message)
+    def _handle_one(self, item, worker_ctx, result=None, exc_info=None):
+        self._settle([(item, exc_info)])
+        return result, exc_info
+
+    def _handle_batch(self, batch, worker_ctx, result=None, exc_info=None):
+        self._settle(batch.outcomes(exc_info))
+        return result, exc_info
+
+    def _settle(self, outcomes):
+        """Ack, dead-letter or return each event's message by its outcome. Failed ones go
+        back to the queue after one growing pause: no hot loop."""
+        retry = []
+        for item, exc_info in outcomes:
+            fields = event_fields(item.envelope)
+            if exc_info is None or isinstance(exc_info[1], AlreadyHandled):
+                if exc_info is not None:
+                    log.info("duplicate event ignored", extra=fields)
+                self.consumer.ack_message(item.message)
+            elif isinstance(exc_info[1], Poison):
+                log.error("event refused and dead-lettered: %s", exc_info[1], extra=dict(fields, source=self.source))
+                self._dead_letter(item.message)
+            else:
+                deliveries = int(item.message.headers.get("x-delivery-count", 0) or 0)
+                log.warning("event handler failed (delivery %d): %s", deliveries + 1, exc_info[1],
+                            extra=dict(fields, source=self.source))
+                retry.append((item.message, deliveries))
+        if retry:
+            time.sleep(min(0.2 * (2 ** max(deliveries for _, deliveries in retry)), 5.0))
+            for message, _ in retry:
+                self.consumer.requeue_message(message)
 
 
 subscribe = Subscribe.decorator

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from . import logs
 from . import metrics as m
+from .messaging import EventBatch, event_fields
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ def log_context(service, worker_ctx):
         "code": _project_code(worker_ctx),
     }
     if kind == "event" and worker_ctx.args and isinstance(worker_ctx.args[0], dict):
-        context["event_id"] = worker_ctx.args[0].get("event_id")
-        context["event"] = worker_ctx.args[0].get("event_type")
+        context.update(event_fields(worker_ctx.args[0]))
     return context
 
 
@@ -86,9 +86,19 @@ class Instrumentation(DependencyProvider):
         started = self._started.pop(worker_ctx, None)
         if started is None:
             return
-        elapsed = time.perf_counter() - started
         entrypoint = worker_ctx.entrypoint
-        kind = _entrypoint_kind(entrypoint)
+        batch = worker_ctx.args[0] if worker_ctx.args else None
+        if isinstance(batch, EventBatch):
+            # one line and one count per event, each with its own context, as with one worker each
+            context = logs.current_context()
+            for item, item_exc in batch.outcomes(exc_info):
+                logs.update_context(**event_fields(item.envelope))
+                self._record("event", entrypoint, item.elapsed, item_exc)
+            logs.set_context(**context)
+            return
+        self._record(_entrypoint_kind(entrypoint), entrypoint, time.perf_counter() - started, exc_info, result)
+
+    def _record(self, kind, entrypoint, elapsed, exc_info, result=None):
         if exc_info is None:
             outcome = "success"
         elif type(exc_info[1]).__name__ == "AlreadyHandled":

@@ -39,6 +39,7 @@ from sqlalchemy import MetaData, func, select
 from contracts.events import queue_name
 from runtime.db import runtime_tables
 from runtime.dependencies import Database
+from runtime.messaging import DEFAULT_PREFETCH
 from runtime.ops import Instrumentation
 from services.security.service import SecurityService
 from tests.deploy.support import ROOT, service_command
@@ -50,7 +51,7 @@ pytestmark = pytest.mark.flow
 
 ISSUED_QUEUE = queue_name("security", "opinion_issued", "review", "handle_security_opinion_issued")
 REQUEST_QUEUE = queue_name("review", "opinion_requested", "security", "handle_opinion_requested")
-PREFETCH = 16  # runtime.messaging.Subscribe's prefetch_count
+PREFETCH = DEFAULT_PREFETCH  # what the broker pushes a subscriber before it acks
 
 review_md = MetaData()
 runtime_tables(review_md)
@@ -185,7 +186,7 @@ def drain(uri, queue):
 
 def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_nothing(
         vhost_uri, make_db_url, sqlite_url, tmp_path):
-    n_first, n_second = 20, 40
+    n_first, n_second = 20, 2 * PREFETCH  # more than the hung process can hold
     urls = {"security": make_db_url("security"), "review": sqlite_url("review")}
     other = None
     with Suite(vhost_uri, "jinjiang", urls) as suite:

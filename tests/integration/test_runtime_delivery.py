@@ -1,6 +1,7 @@
 """The runtime's delivery guarantees on the real RabbitMQ: outbox → event → inbox,
 duplicates ignored, failing handlers dead-lettered after a bounded number of tries,
-and events published before any consumer ever started are not lost."""
+events published before any consumer ever started are not lost, and events that arrive
+together are handled in one batch in which each event keeps its own outcome."""
 import json
 
 import pytest
@@ -8,9 +9,12 @@ from nameko import config
 from nameko.containers import ServiceContainer
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
+from runtime import metrics
 from runtime.db import DatabaseCore, runtime_tables
 from runtime.dependencies import Database
 from runtime.messaging import subscribe
+from runtime.ops import Instrumentation
+from tests.support.logcapture import capturing
 from tests.support import broker
 from tests.support.broker import wait_for
 from tests.support.fakes import submitted
@@ -42,6 +46,11 @@ class Sink:
             raise RuntimeError("handler fails on purpose")
         with self.db.transaction(event=event) as tx:
             tx.conn.execute(seen.insert().values(code=code))
+
+
+class InstrumentedSink(Sink):
+    """The same subscription, with the metrics and the "event handled" lines."""
+    instrumentation = Instrumentation()
 
 
 @pytest.fixture
@@ -131,3 +140,90 @@ def test_a_failing_handler_dead_letters_after_the_delivery_limit(cfg):
     assert list_dead_letters(config["AMQP_URI"], "review") == []
     source.stop()
     sink.stop()
+
+
+def units_and_commits(service="review"):
+    sample = metrics.REGISTRY.get_sample_value
+    return (sample("govpm_db_units_per_commit_sum", {"service": service}) or 0.0,
+            sample("govpm_db_units_per_commit_count", {"service": service}) or 0.0)
+
+
+def test_events_that_arrive_together_share_a_commit_and_each_keeps_its_own_outcome(cfg):
+    codes = [f"C-B{i:02d}" for i in range(20)]
+    FAIL["codes"].add("C-B07")
+    source = start(Source)
+    db = next(e for e in source.extensions if isinstance(e, Database))
+    with db.core.transaction() as tx:
+        ids = {tx.emit("project_submitted", submitted(code), correlation_id=code): code for code in codes}
+    vhost = broker.vhost_of(config["AMQP_URI"])
+    wait_for(lambda: (broker.queue(vhost, "evt-registry-project_submitted--review.handle_project_submitted") or {})
+             .get("messages", 0) == 20, message="20 events waiting for the subscriber")
+    units_before, commits_before = units_and_commits()
+    with capturing() as capture:
+        sink = start(InstrumentedSink)
+        for code in codes:
+            if code != "C-B07":
+                wait_for(lambda: count_seen(cfg["review"], code) == 1, message=f"{code} handled")
+        wait_for(lambda: (broker.queue(vhost, "review.dead-letters") or {}).get("messages", 0) == 1,
+                 timeout=30, message="the failing event dead-lettered after its deliveries")
+        sink.stop()
+    source.stop()
+    FAIL["codes"].discard("C-B07")
+    assert count_seen(cfg["review"]) == 19 and count_seen(cfg["review"], "C-B07") == 0
+    units, commits = units_and_commits()
+    assert units - units_before == 19
+    assert commits - commits_before <= 5  # 19 events, one commit per batch, not one each
+    # one "event handled" line per event, with that event's own id, project and outcome
+    handled = [r for r in capture.records() if r["msg"] == "event handled"]
+    good = {r["event_id"]: r for r in handled if r["outcome"] == "success"}
+    assert set(good) == {event_id for event_id, code in ids.items() if code != "C-B07"}
+    assert all(r["code"] == ids[r["event_id"]] and r["event"] == "project_submitted" for r in good.values())
+    failed = [r for r in handled if r["outcome"] == "error"]
+    # the first delivery and DELIVERY_LIMIT (2) returns, then the broker dead-letters it
+    assert len(failed) == 3 and all(r["code"] == "C-B07" for r in failed)
+    retries = [r for r in capture.records() if r["msg"].startswith("event handler failed")]
+    assert retries and all(r["code"] == "C-B07" for r in retries)
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_a_wrong_event_batch_setting_stops_the_service_with_a_clear_error(cfg, value):
+    with config.patch({"EVENT_BATCH": value}):
+        container = ServiceContainer(Sink)
+        with pytest.raises(ValueError, match="EVENT_BATCH") as raised:
+            container.start()
+        container.kill()
+    assert "正整数" in str(raised.value) and "positive integer" in str(raised.value)
+
+
+AFTER_TRANSACTION = {}  # code -> rows of it a reader saw once the handler's transaction returned
+
+
+class WatchingSink:
+    name = "review"
+    db = Database(dst_md)
+
+    @subscribe("registry", "project_submitted")
+    def handle_project_submitted(self, event):
+        code = event["payload"]["project"]["code"]
+        with self.db.transaction(event=event) as tx:
+            tx.conn.execute(seen.insert().values(code=code))
+        AFTER_TRANSACTION[code] = count_seen(config["DATABASES"]["review"], code)
+
+
+@pytest.mark.parametrize("batch, visible", [(1, 1), (32, 0)])
+def test_code_after_a_handlers_transaction_runs_after_its_commit_alone_and_before_it_in_a_batch(
+        cfg, batch, visible):
+    codes = [f"C-W{batch}-{i}" for i in range(4)]
+    with config.patch({"EVENT_BATCH": batch}):
+        source = start(Source)
+        for code in codes:
+            emit(source, code)
+        vhost = broker.vhost_of(config["AMQP_URI"])
+        wait_for(lambda: (broker.queue(vhost, "evt-registry-project_submitted--review.handle_project_submitted")
+                          or {}).get("messages", 0) == 4, message="4 events waiting for the subscriber")
+        sink = start(WatchingSink)
+        wait_for(lambda: count_seen(cfg["review"]) == 4, message="four events handled")
+        sink.stop()
+        source.stop()
+    # alone, a handler's transaction returns once committed; in a batch, the batch commits later
+    assert [AFTER_TRANSACTION[code] for code in codes] == [visible] * 4
