@@ -18,6 +18,7 @@ nameko's ``event_handler`` acks and drops a message whose handler fails, and its
 """
 import contextlib
 import functools
+import json
 import logging
 import sys
 import time
@@ -25,6 +26,7 @@ import time
 from kombu import Exchange, Queue
 from nameko import config
 
+from nameko.amqp.consume import Consumer as ConsumerCore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, decode_from_headers
 
@@ -99,6 +101,21 @@ def declare_topology_for_publisher(publisher, source, limit=None):
             declare_subscription(publisher.channel, *sub, limit=limit)
 
 
+class _EventConsumer(ConsumerCore):
+    """nameko's consumer, handing the entrypoint each message undecoded: kombu's JSON
+    decoding calls a Python object hook for every object in the body (for kombu's own
+    type markers, which events never carry), a third of an event's decoding time."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumer = consumer_cls(queues=self.queues, on_message=self.on_raw_message, accept=self.accept,
+                                **self.consumer_options)
+        consumer.qos(prefetch_count=self.prefetch_count)
+        return [consumer]
+
+    def on_raw_message(self, message):
+        self.on_message(None, message)
+
+
 class _Item:
     __slots__ = ("envelope", "message", "exc_info", "elapsed")
 
@@ -146,6 +163,8 @@ class EventBatch:
 class Subscribe(Consumer):
     """``@subscribe(source, event_type, routing_key=None)``: the handler gets the envelope
     dict with ``payload`` loaded through the event's contract."""
+
+    consumer_cls = _EventConsumer
 
     def __init__(self, source, event_type, routing_key=None, **kwargs):
         self.source = source
@@ -213,9 +232,11 @@ class Subscribe(Consumer):
 
     def handle_message(self, body, message):
         try:
-            envelope = load(EnvelopeSchema, body)
+            if message.content_type != "application/json":
+                raise ValueError(f"content type {message.content_type!r} is not application/json")
+            envelope = load(EnvelopeSchema, json.loads(message.body))
             envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
-        except (ValidationFailed, KeyError) as exc:
+        except (ValidationFailed, KeyError, ValueError) as exc:
             log.error("event refused by its contract; dead-lettered: %s", exc,
                       extra={"event": self.event_type, "source": self.source})
             self._dead_letter(message)

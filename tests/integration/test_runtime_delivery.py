@@ -224,3 +224,32 @@ def test_code_after_a_handlers_transaction_runs_after_its_commit_alone_and_befor
         source.stop()
     # alone, a handler's transaction returns once committed; in a batch, the batch commits later
     assert [AFTER_TRANSACTION[code] for code in codes] == [visible] * 4
+
+
+def test_a_message_that_is_not_an_event_is_dead_lettered_at_once_and_the_next_one_is_handled(cfg):
+    """Not JSON, another content type, JSON that is not an envelope: retrying cannot fix
+    any of them, so none is retried; the queue goes on."""
+    from kombu import Connection, Exchange, Producer
+    sink = start(Sink)
+    exchange = Exchange("registry.events", type="topic", durable=True)
+    with Connection(config["AMQP_URI"]) as conn:
+        producer = Producer(conn)
+        producer.publish(b"{not json", exchange=exchange, routing_key="project_submitted",
+                         content_type="application/json", content_encoding="utf-8")
+        producer.publish(b"<event/>", exchange=exchange, routing_key="project_submitted",
+                         content_type="application/xml", content_encoding="utf-8")
+        producer.publish({"event_type": "project_submitted", "payload": {}}, exchange=exchange,
+                         routing_key="project_submitted", serializer="json")
+
+        def dead_letters():
+            return conn.default_channel.queue_declare("review.dead-letters", passive=True)[1]
+
+        wait_for(lambda: dead_letters() == 3, message="the three messages dead-lettered")
+    source = start(Source)
+    emit(source, "C-AFTER")
+    wait_for(lambda: count_seen(cfg["review"], "C-AFTER") == 1, message="the next event handled")
+    from runtime.deadletters import list_dead_letters
+    # refused on their first delivery, not after the delivery limit
+    assert [letter["reason"] for letter in list_dead_letters(config["AMQP_URI"], "review")] == ["rejected"] * 3
+    source.stop()
+    sink.stop()

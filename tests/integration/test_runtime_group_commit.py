@@ -7,6 +7,7 @@ the group (fewer commits, a commit failure spreading to the group) on SQLite, wh
 groups form.
 """
 import eventlet
+import eventlet.event
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -181,3 +182,22 @@ def test_sqlite_a_failed_commit_fails_every_unit_of_its_group(deferred_core):
         tx.conn.execute(insert(children), {"parent_id": 1})
     with core.read() as conn:
         assert conn.execute(select(func.count()).select_from(children)).scalar() == 1
+
+
+def test_sqlite_the_readiness_ping_does_not_wait_for_a_writer_of_its_own_process(sqlite_core):
+    # a writer holds SQLite's write lock and yields (as a unit does while its group waits):
+    # a ping taking the write lock would block the whole process in SQLite's busy handler
+    # until busy_timeout, and then fail with "database is locked"
+    release = eventlet.event.Event()
+
+    def writer():
+        with sqlite_core.transaction() as tx:
+            tx.conn.execute(insert(notes), {"text": "held"})
+            release.wait()
+
+    thread = eventlet.spawn(writer)
+    eventlet.sleep(0)
+    assert sqlite_core.ping() is True
+    release.send()
+    thread.wait()
+    assert visible(sqlite_core, "held") == 1
