@@ -22,15 +22,16 @@ from runtime.db import utcnow
 from runtime.dependencies import Database
 from runtime.ops import Instrumentation, OpsEndpoints
 from runtime.rpc import ServiceRpc
+from runtime.sql import Prepared
 
 from . import auth, schemas
 from .models import metadata, tokens, users
 from .routes import route
 
-#: every authenticated request runs it: built once (SQLAlchemy's statement building
-#: costs more than SQLite running it)
-_TOKEN_USER = (select(users).join(tokens, tokens.c.user_id == users.c.user_id)
-               .where(tokens.c.token_hash == bindparam("digest"), tokens.c.expires_at > bindparam("now")))
+#: every authenticated request runs it: compiled once and run on the cursor (runtime.sql;
+#: SQLAlchemy's work around a statement costs more than SQLite running this one)
+_TOKEN_USER = Prepared(select(users).join(tokens, tokens.c.user_id == users.c.user_id)
+                       .where(tokens.c.token_hash == bindparam("digest"), tokens.c.expires_at > bindparam("now")))
 
 log = logging.getLogger(__name__)
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -93,7 +94,7 @@ class GatewayService(OpsEndpoints):
                                message_en="missing bearer token", field="Authorization")
         digest = auth.token_hash(header[7:].strip())
         with self.db.read() as conn:
-            row = conn.execute(_TOKEN_USER, {"digest": digest, "now": utcnow()}).first()
+            row = _TOKEN_USER.first(conn, {"digest": digest, "now": utcnow()})
         if row is None or not row.active:
             raise Unauthorized(message_zh="访问令牌无效或已过期", message_en="token invalid or expired",
                                field="Authorization")

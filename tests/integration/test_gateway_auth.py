@@ -1,4 +1,6 @@
 """The gateway on the real broker: tokens, roles, user management, error bodies."""
+import time
+
 import pytest
 import requests
 from nameko import config
@@ -102,3 +104,21 @@ def test_the_openapi_document_lists_exactly_the_routes_served(gateway):
         url = gateway + re.sub(r"\{\w+\}", "x", path)
         resp = requests.request(method, url, json={}, timeout=10)
         assert resp.status_code != 404 or resp.json().get("error", {}).get("code") == "not_found", (method, path)
+
+
+def test_a_token_is_refused_once_it_expires(vhost_uri, make_db_url):
+    # tokens live TOKEN_TTL_SECONDS; the lookup compares the stored expiry with the time now
+    with config.patch({"AMQP_URI": vhost_uri, "DATABASES": {"gateway": make_db_url("gateway")},
+                       "WEB_SERVER_ADDRESS": "127.0.0.1:0", "GATEWAY_ADMIN_PASSWORD": "admin-password-1",
+                       "TOKEN_TTL_SECONDS": 2}):
+        container = ServiceContainer(GatewayService)
+        container.start()
+        try:
+            base = f"http://127.0.0.1:{bound_port(container)}"
+            admin = login(base, "admin", "admin-password-1")
+            assert requests.get(f"{base}/api/v1/me", headers=admin).status_code == 200
+            time.sleep(2.5)
+            resp = requests.get(f"{base}/api/v1/me", headers=admin)
+            assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
+        finally:
+            container.stop()
