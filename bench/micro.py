@@ -9,7 +9,9 @@ in one process (no broker, a temporary SQLite file):
   (``CONTRACT_CHECKS``), each through ``contracts`` (its fast path, step 11) and by
   marshmallow alone;
 * a case-shaped document copied by ``copy.deepcopy`` and by review's ``_copy`` (step 11);
-* one statement run by SQLAlchemy's Core execute and by ``runtime.sql.Prepared`` (step 12);
+* one statement run by SQLAlchemy's Core execute and by ``runtime.sql.Prepared`` (step 12),
+  and a savepoint with its release run both ways (step 13);
+* an event's body decoded as kombu decodes JSON and by the json module alone (step 13);
 * a small unit of work (one inbox row) and its commit: committed alone with
   ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
   in a SQLAlchemy savepoint (``begin_nested``) or in a plain SQL ``SAVEPOINT`` (what
@@ -24,7 +26,7 @@ import statistics
 import tempfile
 import time
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, bindparam, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, bindparam, insert, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from runtime.db import make_engine
@@ -161,6 +163,7 @@ def statement_paths(n=5000):
 
     core_insert, core_select = insert(inbox), select(inbox).where(inbox.c.event_id == bindparam("event_id"))
     fast_insert, fast_select = Prepared(core_insert), Prepared(core_select)
+    savepoint, release = Prepared(text("SAVEPOINT s")).run, Prepared(text("RELEASE SAVEPOINT s")).run
     conn = engine.connect()
     conn.begin()
     try:
@@ -170,11 +173,26 @@ def statement_paths(n=5000):
             ("insert, runtime.sql.Prepared", lambda i: fast_insert.run(conn, row(i))),
             ("select by key, Core execute", lambda i: conn.execute(core_select, {"event_id": "probe"}).first()),
             ("select by key, runtime.sql.Prepared", lambda i: fast_select.first(conn, {"event_id": "probe"})),
+            ("savepoint + release, exec_driver_sql", lambda i: (conn.exec_driver_sql("SAVEPOINT s"),
+                                                               conn.exec_driver_sql("RELEASE SAVEPOINT s"))),
+            ("savepoint + release, runtime.sql.Prepared", lambda i: (savepoint(conn, {}), release(conn, {}))),
         )]
     finally:
         conn.close()
         engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def event_decoding(n=3000):
+    """An event's body decoded as kombu decodes JSON (an object hook called for every
+    object) and with the json module alone, as subscriptions now do (step 13)."""
+    from kombu.utils.json import loads as kombu_loads
+    from bench.run import Bench
+    body = json.dumps(Bench.event_envelope(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return len(body), [(name, _per_call_us(fn, n)) for name, fn in (
+        ("kombu's JSON decoding", lambda _: kombu_loads(body)),
+        ("json.loads", lambda _: json.loads(body)),
+    )]
 
 
 def commit_styles(n=1600, group=16):
@@ -257,6 +275,10 @@ def main():
         print(f"  {name:<52} {us:8.0f} µs")
     print("one statement in an open transaction (SQLite): the inbox row")
     for name, us in statement_paths():
+        print(f"  {name:<52} {us:8.0f} µs")
+    size, rows = event_decoding()
+    print(f"an event's body ({size:,} bytes of JSON) decoded")
+    for name, us in rows:
         print(f"  {name:<52} {us:8.0f} µs")
     print("a unit of work writing one inbox row, and its commit (SQLite, WAL)")
     for name, us in commit_styles():

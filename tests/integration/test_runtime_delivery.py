@@ -28,6 +28,7 @@ runtime_tables(dst_md)
 seen = Table("seen", dst_md, Column("id", Integer, primary_key=True), Column("code", String(64)))
 
 FAIL = {"codes": set()}
+AFTER_TRANSACTION = {}  # code -> rows of it a reader saw once the handler's transaction returned
 
 
 class Source:
@@ -46,6 +47,7 @@ class Sink:
             raise RuntimeError("handler fails on purpose")
         with self.db.transaction(event=event) as tx:
             tx.conn.execute(seen.insert().values(code=code))
+        AFTER_TRANSACTION[code] = count_seen(config["DATABASES"]["review"], code)
 
 
 class InstrumentedSink(Sink):
@@ -195,21 +197,6 @@ def test_a_wrong_event_batch_setting_stops_the_service_with_a_clear_error(cfg, v
     assert "正整数" in str(raised.value) and "positive integer" in str(raised.value)
 
 
-AFTER_TRANSACTION = {}  # code -> rows of it a reader saw once the handler's transaction returned
-
-
-class WatchingSink:
-    name = "review"
-    db = Database(dst_md)
-
-    @subscribe("registry", "project_submitted")
-    def handle_project_submitted(self, event):
-        code = event["payload"]["project"]["code"]
-        with self.db.transaction(event=event) as tx:
-            tx.conn.execute(seen.insert().values(code=code))
-        AFTER_TRANSACTION[code] = count_seen(config["DATABASES"]["review"], code)
-
-
 @pytest.mark.parametrize("batch, visible", [(1, 1), (32, 0)])
 def test_code_after_a_handlers_transaction_runs_after_its_commit_alone_and_before_it_in_a_batch(
         cfg, batch, visible):
@@ -218,7 +205,7 @@ def test_code_after_a_handlers_transaction_runs_after_its_commit_alone_and_befor
         source = start(Source)
         for code in codes:
             emit(source, code)
-        sink = start(WatchingSink)
+        sink = start(Sink)
         wait_for(lambda: count_seen(cfg["review"]) == 4, message="four events handled")
         sink.stop()
         source.stop()
