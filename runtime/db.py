@@ -166,9 +166,10 @@ class Transaction:
 
 
 class _Savepoint:
-    """A named savepoint's three statements, run on the cursor (``runtime.sql``): plain
-    SQL through SQLAlchemy's ``exec_driver_sql`` cost ~13 µs each, several per event
-    (bench/README.md, step 13); SQLAlchemy's ``begin_nested()`` four times that (step 10).
+    """A named savepoint's three statements, run on the cursor (``runtime.sql``): a
+    savepoint and its release cost 15 µs through SQLAlchemy's ``exec_driver_sql``, 5 µs
+    so (``python -m bench.micro``), and an event in a batch runs two pairs; SQLAlchemy's
+    ``begin_nested()`` costs four times ``exec_driver_sql`` (bench/README.md, step 10).
     Units of work follow each other, never nest at one level: one name per level serves."""
 
     def __init__(self, name):

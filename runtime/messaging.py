@@ -102,9 +102,10 @@ def declare_topology_for_publisher(publisher, source, limit=None):
 
 
 class _EventConsumer(ConsumerCore):
-    """nameko's consumer, handing the entrypoint each message undecoded: kombu's JSON
-    decoding calls a Python object hook for every object in the body (for kombu's own
-    type markers, which events never carry), a third of an event's decoding time."""
+    """nameko's consumer, handing the entrypoint each message undecoded, for the json
+    module alone to decode: kombu's JSON decoding also calls a Python object hook for every
+    object in the body, for kombu's own type markers, which events never carry (an event of
+    2.2 KB: 18 µs against 15 µs, ``python -m bench.micro``)."""
 
     def get_consumers(self, consumer_cls, channel):
         consumer = consumer_cls(queues=self.queues, on_message=self.on_raw_message, accept=self.accept,
