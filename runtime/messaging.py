@@ -118,6 +118,8 @@ class _EventConsumer(ConsumerCore):
 
 
 class _Item:
+    """One event of a batch: its envelope and message, then its outcome and time."""
+
     __slots__ = ("envelope", "message", "exc_info", "elapsed")
 
     def __init__(self, envelope, message):
