@@ -262,6 +262,12 @@ def commit_styles(n=1600, group=16):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def _section(title, rows):
+    print(title)
+    for name, us in rows:
+        print(f"  {name:<52} {us:8.0f} µs")
+
+
 def main():
     print("one use case's database work: SELECT … FOR UPDATE of a 3 KB row + UPDATE, one transaction (SQLite)")
     rows = sql_styles()
@@ -269,23 +275,14 @@ def main():
     for name, us in rows:
         print(f"  {name:<48} {us:8.0f} µs  {us / floor:5.1f}× raw")
     size, rows = contract_costs()
-    print(f"an application ({size:,} bytes of JSON) through its contract")
-    for name, us in rows:
-        print(f"  {name:<52} {us:8.0f} µs")
+    _section(f"an application ({size:,} bytes of JSON) through its contract", rows)
     size, rows = case_copies()
-    print(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied")
-    for name, us in rows:
-        print(f"  {name:<52} {us:8.0f} µs")
-    print("one statement in an open transaction (SQLite): the inbox row")
-    for name, us in statement_paths():
-        print(f"  {name:<52} {us:8.0f} µs")
+    _section(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied",
+             rows)
+    _section("one statement in an open transaction (SQLite): the inbox row", statement_paths())
     size, rows = event_decoding()
-    print(f"an event's body ({size:,} bytes of JSON) decoded")
-    for name, us in rows:
-        print(f"  {name:<52} {us:8.0f} µs")
-    print("a unit of work writing one inbox row, and its commit (SQLite, WAL)")
-    for name, us in commit_styles():
-        print(f"  {name:<52} {us:8.0f} µs")
+    _section(f"an event's body ({size:,} bytes of JSON) decoded", rows)
+    _section("a unit of work writing one inbox row, and its commit (SQLite, WAL)", commit_styles())
 
 
 if __name__ == "__main__":

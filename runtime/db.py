@@ -245,13 +245,6 @@ class GroupCommit:
         self.group = None
 
     @contextlib.contextmanager
-    def unit(self, event):
-        with self.hold() as held:
-            tx = self.core._begin_unit(held.conn, event)
-            yield tx
-            held.keep(tx)
-
-    @contextlib.contextmanager
     def hold(self):
         """The write lock and a savepoint in the open group's transaction; on exit, once
         the group committed, returns (or raises the error that failed the group)."""
@@ -382,21 +375,22 @@ class DatabaseCore:
             with self._member(batch[1], event) as tx:
                 yield tx
             return
-        if self._writers is not None:
-            with self._writers.unit(event) as tx:
-                yield tx
-            return
         try:
-            with self._own() as held:
+            with self._writer() as held:
                 tx = self._begin_unit(held.conn, event)
                 yield tx
                 held.keep(tx)
         except IntegrityError:
             # PostgreSQL: a concurrent duplicate waits for the first transaction and fails
-            # when that one commits
-            if event is not None and self._handled(event["event_id"]):
+            # when that one commits (SQLite's single writer finds it at the inbox insert)
+            if self._writers is None and event is not None and self._handled(event["event_id"]):
                 raise AlreadyHandled(event["event_id"]) from None
             raise
+
+    def _writer(self):
+        """Where a unit of work or a batch writes: on SQLite a member of the open group
+        (``GroupCommit.hold``), on PostgreSQL a transaction of its own."""
+        return self._writers.hold() if self._writers is not None else self._own()
 
     @contextlib.contextmanager
     def batch(self):
@@ -412,7 +406,7 @@ class DatabaseCore:
         runs before the commit; its effects on other services go through ``tx.emit``."""
         if _BATCH.get() is not None:
             raise RuntimeError("batches do not nest")
-        with (self._writers.hold() if self._writers is not None else self._own()) as held:
+        with self._writer() as held:
             token = _BATCH.set((self, held))
             try:
                 yield
@@ -488,7 +482,7 @@ class DatabaseCore:
                 log.exception("after-commit callback failed")
 
     def _handled(self, event_id):
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             return conn.execute(select(self.inbox.c.event_id).where(self.inbox.c.event_id == event_id)).first() is not None
 
     @contextlib.contextmanager
