@@ -11,6 +11,8 @@ in one process (no broker, a temporary SQLite file):
 * a case-shaped document copied by ``copy.deepcopy`` and by review's ``_copy`` (step 11);
 * one statement run by SQLAlchemy's Core execute and by ``runtime.sql.Prepared`` (step 12),
   and a savepoint with its release run both ways (step 13);
+* a read: a pooled connection, its BEGIN, one select by key and the close, with the BEGIN
+  run through SQLAlchemy and on the DBAPI connection (step 14);
 * an event's body decoded as kombu decodes JSON and by the json module alone (step 13);
 * a small unit of work (one inbox row) and its commit: committed alone with
   ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
@@ -183,6 +185,64 @@ def statement_paths(n=5000):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def read_paths(n=5000):
+    """A read as the services read (``DatabaseCore.read``: a pooled connection, BEGIN, one
+    select by key through ``Prepared``, close) with its BEGIN run by SQLAlchemy's
+    ``exec_driver_sql`` (before step 14) and on the DBAPI connection (``runtime.db`` now),
+    against raw ``sqlite3`` on one open connection (the floor)."""
+    import sqlite3
+    from sqlalchemy import create_engine, event
+    from runtime.db import runtime_tables, utcnow
+    from runtime.sql import Prepared
+    directory = tempfile.mkdtemp(prefix="govpm-micro-")
+    metadata = MetaData()
+    _, inbox = runtime_tables(metadata)
+    url = f"sqlite:///{directory}/reads.db"
+    now = make_engine(url, synchronous="NORMAL")
+    metadata.create_all(now)
+    with now.begin() as conn:
+        conn.execute(insert(inbox).values(event_id="probe", event_type="x", source="s", handled_at=utcnow()))
+    before = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(before, "connect")
+    def _autocommit(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(before, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+    by_key = Prepared(select(inbox).where(inbox.c.event_id == bindparam("event_id")))
+    raw = sqlite3.connect(f"{directory}/reads.db", isolation_level=None)
+    raw_sql = f"SELECT * FROM {inbox.name} WHERE event_id = ?"
+
+    def read(engine):
+        engine = engine.execution_options(readonly=True)
+
+        def run(_):
+            with engine.connect() as conn:
+                return by_key.first(conn, {"event_id": "probe"})
+        return run
+
+    def floor(_):
+        raw.execute("BEGIN")
+        row = raw.execute(raw_sql, ("probe",)).fetchone()
+        raw.rollback()
+        return row
+
+    try:
+        return [(name, _per_call_us(fn, n)) for name, fn in (
+            ("BEGIN by exec_driver_sql (before step 14)", read(before)),
+            ("BEGIN on the DBAPI connection (runtime.db)", read(now)),
+            ("raw sqlite3, one open connection", floor),
+        )]
+    finally:
+        raw.close()
+        now.dispose()
+        before.dispose()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def event_decoding(n=3000):
     """An event's body decoded as kombu decodes JSON (an object hook called for every
     object) and with the json module alone, as subscriptions now do (step 13)."""
@@ -280,6 +340,7 @@ def main():
     _section(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied",
              rows)
     _section("one statement in an open transaction (SQLite): the inbox row", statement_paths())
+    _section("a read (SQLite): connection, BEGIN, one select by key, close", read_paths())
     size, rows = event_decoding()
     _section(f"an event's body ({size:,} bytes of JSON) decoded", rows)
     _section("a unit of work writing one inbox row, and its commit (SQLite, WAL)", commit_styles())

@@ -6,6 +6,7 @@ each process spent per unit of work (from ``/proc``), optionally with py-spy rec
     .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
     .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
     .venv/bin/python -m bench.profile approvals --spy review,registry --py-spy /path/to/py-spy
+    .venv/bin/python -m bench.profile gateway --spy gateway --gil --rate 1000 --py-spy /path/to/py-spy
     .venv/bin/python -m bench.profile summary out/review.txt   # a py-spy raw file: busy share by package, top functions
 
 ``--define KEY=VALUE`` passes a config key to every suite service (e.g. to compare
@@ -30,7 +31,8 @@ def _spies(args, pids):
     for name in filter(None, (args.spy or "").split(",")):
         path = os.path.join(args.out, f"{name}.raw.txt")
         out.append((path, subprocess.Popen(
-            [args.py_spy, "record", "-p", str(pids[name]), "-r", "250", "-f", "raw", "-o", path, "-d", "3600"],
+            [args.py_spy, "record", "-p", str(pids[name]), "-r", str(args.rate), *(["--gil"] if args.gil else []),
+             "-f", "raw", "-o", path, "-d", "3600"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
     if out:
         time.sleep(1)
@@ -235,6 +237,10 @@ def main(argv=None):
     parser.add_argument("--define", help="KEY=VALUE for every suite service")
     parser.add_argument("--spy", help="comma list of processes to record with py-spy")
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--gil", action="store_true",
+                        help="py-spy samples only while the GIL is held: a system call (send, recv) "
+                             "counts for nothing instead of for all the time the process waited in it")
     parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)

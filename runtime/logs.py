@@ -32,7 +32,7 @@ logging.logMultiprocessing = False
 logging._srcfile = None
 
 SAFE_EXTRA = ("event", "source", "count", "code", "stage", "agency", "request_id", "event_id", "outcome",
-              "duration_ms", "method", "status")
+              "duration_ms", "method", "path", "status")
 CONTEXT_FIELDS = ("service", "entrypoint", "call_id", "parent_call_id", "origin_call_id", "code", "event_id", "event")
 
 # exceptions whose text is about the infrastructure, never about a project's data

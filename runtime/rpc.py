@@ -47,8 +47,9 @@ from nameko.rpc import ReplyListener as NamekoReplyListener
 from nameko.rpc import ServiceRpc as NamekoServiceRpc
 from nameko.rpc import get_rpc_exchange
 
+from .consume import JsonConsumer
 from .publisher import connection_params
-from .workers import spawn_if_room
+from .workers import SignatureOnce, spawn_if_room
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +211,13 @@ def _collect(conn):
 
 class ReplyListener(NamekoReplyListener):
     """nameko's reply listener, consuming without acknowledgements: a reply is useful
-    only to the caller waiting for it now, so redelivering one buys nothing."""
+    only to the caller waiting for it now, so redelivering one buys nothing. Replies are
+    decoded by the json module alone (:mod:`runtime.consume`)."""
 
-    class ReplyConsumer(NamekoReplyListener.ReplyConsumer):
+    class ReplyConsumer(NamekoReplyListener.ReplyConsumer, JsonConsumer):
         def get_consumers(self, consumer_cls, channel):
             self.check_for_lost_replies()
-            consumer = consumer_cls(queues=self.queues, callbacks=[self.on_message], accept=self.accept,
+            consumer = consumer_cls(queues=self.queues, on_message=self.on_raw_message, accept=self.accept,
                                     no_ack=True, **self.consumer_options)
             consumer.qos(prefetch_count=self.prefetch_count)
             return [consumer]
@@ -285,8 +287,10 @@ class ServiceRpc(NamekoServiceRpc):
 # ---- the server side ----------------------------------------------------------------------------
 
 class RpcConsumer(NamekoRpcConsumer):
-    """nameko's RPC consumer, replying through the container's :class:`AmqpLink`."""
+    """nameko's RPC consumer, replying through the container's :class:`AmqpLink`;
+    requests are decoded by the json module alone (:mod:`runtime.consume`)."""
 
+    consumer_cls = JsonConsumer
     link = AmqpLink()
 
     def handle_result(self, message, result, exc_info):
@@ -313,7 +317,7 @@ class RpcConsumer(NamekoRpcConsumer):
         return result, exc_info
 
 
-class Rpc(NamekoRpc):
+class Rpc(SignatureOnce, NamekoRpc):
     """nameko's ``@rpc`` entrypoint on :class:`RpcConsumer` (same queue, same wire format).
 
     nameko hands every request to a waiter thread that then spawns the worker, so that a

@@ -4,15 +4,52 @@ nameko reads one ``WEB_SERVER_ADDRESS`` for every container in a process. Here a
 process that runs several services (tests, benchmarks) can give each its own address
 with ``WEB_SERVER_ADDRESSES: {service: "host:port"}``; with no address configured at
 all the server binds an ephemeral port on loopback instead of clashing on :8000.
+
+Each request gets one log line: the entrypoint's (``runtime.ops``), or ``http refused``
+for a request no entrypoint takes. Health probes and metrics scrapes get none.
 """
+import logging
 import socket
 
+import eventlet
 from nameko import config
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, parse_address
+from nameko.web.server import WebServer, WsgiApp, parse_address
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
+
+from .workers import SignatureOnce
+
+log = logging.getLogger(__name__)
+
+
+class _WsgiApp(WsgiApp):
+    """nameko's WSGI app, logging the requests no entrypoint takes (no route, wrong method):
+    a request an entrypoint takes gets its line from ``runtime.ops.Instrumentation``."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            log.info("http refused", extra={"method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
+                                            "status": exc.code})
+            return exc(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
 
 
 class ServiceWebServer(WebServer):
+    def get_wsgi_app(self):
+        return _WsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, **kwargs):
+        server = super().get_wsgi_server(sock, wsgi_app, **kwargs)
+        # no access line from eventlet: with the entrypoint's line it made two per request,
+        # and it wrote one for every health probe and metrics scrape too
+        server.log_output = False
+        return server
+
     def process_request(self, sock, address):
         # answers go out at once: without TCP_NODELAY a response written as headers then
         # body waits for the client's delayed ACK (~40 ms) before its last segment
@@ -33,8 +70,15 @@ class ServiceWebServer(WebServer):
         return self._sock.getsockname()[1] if self._sock is not None else None
 
 
-class ServiceHttpHandler(HttpRequestHandler):
+class ServiceHttpHandler(SignatureOnce, HttpRequestHandler):
     server = ServiceWebServer()
+
+    def handle_result(self, event, worker_ctx, result, exc_info):
+        event.send(result, exc_info)
+        # let the request's thread write the response now: the worker's log line, metrics and
+        # teardown then follow it instead of delaying it
+        eventlet.sleep(0)
+        return result, exc_info
 
 
 http = ServiceHttpHandler.decorator

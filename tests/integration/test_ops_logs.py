@@ -10,6 +10,7 @@ import logging
 import uuid
 
 import pytest
+import requests
 from nameko.containers import ServiceContainer
 from nameko.rpc import rpc
 from sqlalchemy import MetaData
@@ -18,7 +19,8 @@ from contracts import NotFound
 from runtime.db import runtime_tables
 from runtime.dependencies import Database
 from runtime.messaging import subscribe
-from runtime.ops import Instrumentation
+from runtime.ops import Instrumentation, OpsEndpoints
+from runtime.web import bound_port, http
 from scripts.demo import application
 from tests.support.broker import wait_for
 from tests.support.logcapture import capturing
@@ -35,6 +37,8 @@ registry_md = MetaData()
 runtime_tables(registry_md)
 review_md = MetaData()
 runtime_tables(review_md)
+web_md = MetaData()
+runtime_tables(web_md)
 
 HEARD = []
 
@@ -62,6 +66,18 @@ class Chatty:
     def handle_project_submitted(self, event):
         log.info("project submitted heard", extra={"stage": "intake"})
         HEARD.append(event["event_id"])
+
+
+class Web(OpsEndpoints):
+    """An HTTP service: its requests are logged once each."""
+
+    name = "web_logged"
+    instrumentation = Instrumentation()
+    db = Database(web_md)
+
+    @http("GET", "/hello/<code>")
+    def hello(self, request, code):
+        return 200, code
 
 
 @pytest.fixture
@@ -142,3 +158,34 @@ def test_an_unexpected_error_is_logged_with_its_stack_and_without_the_data_its_t
     assert line["exc"] == "IntegrityError(Exception): UNIQUE constraint failed: projects.name"
     assert any("test_ops_logs.py" in frame for frame in line["stack"])
     assert UNIT_NAME not in "\n".join(capture.lines)
+
+
+def test_each_http_request_gets_one_line_health_probes_none_and_a_request_no_route_takes_one_refusal(
+        vhost_uri, sqlite_url, capture):
+    from nameko import config
+    with config.patch({"AMQP_URI": vhost_uri, "DATABASES": {"web_logged": sqlite_url("web_logged")}}):
+        container = ServiceContainer(Web)
+        container.start()
+        try:
+            base = f"http://127.0.0.1:{bound_port(container)}"
+            assert requests.get(f"{base}/hello/JJ-2026-000125", timeout=10).text == "JJ-2026-000125"
+            assert requests.get(f"{base}/health/live", timeout=10).status_code == 200
+            assert requests.get(f"{base}/nowhere/JJ-2026-000126", timeout=10).status_code == 404
+            assert requests.post(f"{base}/hello/JJ-2026-000127", timeout=10).status_code == 405
+
+            def http_lines():
+                found = [r for r in capture.records() if r["msg"] in ("http handled", "http refused")]
+                return found if len(found) >= 3 else None
+
+            lines = wait_for(http_lines, message="the requests' lines")
+        finally:
+            container.stop()
+    [handled] = [r for r in lines if r["msg"] == "http handled"]
+    assert handled["entrypoint"] == "http:hello" and handled["code"] == "JJ-2026-000125"
+    assert handled["outcome"] == "success"
+    refused = sorted((r["status"], r["method"], r["path"]) for r in lines if r["msg"] == "http refused")
+    assert refused == [(404, "GET", "/nowhere/JJ-2026-000126"), (405, "POST", "/hello/JJ-2026-000127")]
+    # no second (access) line per request, and none for the probe
+    assert not [r for r in capture.records() if r["logger"] == "nameko.web.server"]
+    assert not [r for r in capture.records() if "/health/live" in json.dumps(r)
+                and not r["logger"].startswith("urllib3")]  # the test's own client logs its requests

@@ -8,7 +8,7 @@ import pytest
 import requests
 from nameko import config
 from nameko.containers import ServiceContainer
-from nameko.exceptions import UnknownService
+from nameko.exceptions import IncorrectSignature, UnknownService
 from nameko.standalone.rpc import ClusterRpcClient
 
 from runtime.rpc import AmqpLink, ServiceRpc, rpc
@@ -129,3 +129,14 @@ def test_a_service_sends_every_call_and_reply_over_one_connection(services):
     for i in range(30):
         assert call(services, "ask", value=i) == i
     assert [link.conn for link in links] == before
+
+
+def test_a_call_whose_arguments_do_not_fit_the_method_is_refused_and_the_next_one_served(services):
+    with ClusterRpcClient(uri=services, timeout=15) as client:
+        with pytest.raises(IncorrectSignature):
+            client.rpc_target.echo(1, value=2)
+        with pytest.raises(IncorrectSignature):
+            client.rpc_target.echo(nothing=1)
+        with pytest.raises(IncorrectSignature):
+            client.rpc_target.fail(1)
+        assert client.rpc_target.echo(value="还在") == "还在"
