@@ -29,6 +29,20 @@ def connection_params(uri):
     }
 
 
+class PublishingConnection(amqp.Connection):
+    """A py-amqp connection that does not ask for ``connection.blocked`` notifications.
+
+    With that capability py-amqp reads the socket before every publish
+    (``drain_events(timeout=0)``): a system call and a timeout set and reset for each
+    message, and a second reader beside the one that already reads the connection (the RPC
+    link's reader thread, the relay's wait for confirms), which could take the rest of a
+    frame that reader had begun. Nothing acted on the notification. A broker that blocks
+    publishers (memory or disk alarm) still holds the publishes back: the link's callers
+    then time out, and the relay's confirms do."""
+
+    negotiate_capabilities = dict(amqp.Connection.negotiate_capabilities, **{"connection.blocked": False})
+
+
 class Unroutable(Exception):
     pass
 
@@ -48,7 +62,7 @@ class ConfirmingPublisher:
         if self.conn is not None and self.conn.connected:
             return
         self.close()
-        self.conn = amqp.Connection(**connection_params(self.uri))
+        self.conn = PublishingConnection(**connection_params(self.uri))
         self.conn.connect()
         self.channel = self.conn.channel()
         self.channel.confirm_select()

@@ -48,7 +48,7 @@ from nameko.rpc import ServiceRpc as NamekoServiceRpc
 from nameko.rpc import get_rpc_exchange
 
 from .consume import JsonConsumer
-from .publisher import connection_params
+from .publisher import PublishingConnection, connection_params
 from .workers import SignatureOnce, spawn_if_room
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class AmqpLink(SharedExtension):
     def _connect(self):
         params = connection_params(self.amqp_uri)
         params["heartbeat"] = HEARTBEAT
-        conn = amqp.Connection(**params)
+        conn = PublishingConnection(**params)
         conn.connect()
         channel = conn.channel()
         channel.events["basic_return"].add(self._on_return)

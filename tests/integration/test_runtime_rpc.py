@@ -131,6 +131,26 @@ def test_a_service_sends_every_call_and_reply_over_one_connection(services):
     assert [link.conn for link in links] == before
 
 
+def test_only_the_links_reader_reads_its_connection(services, monkeypatch):
+    """A publisher never reads the link's socket: py-amqp would, before each publish, on a
+    connection that asks for ``connection.blocked`` notifications."""
+    links = [ext for container in CONTAINERS for ext in container.extensions if isinstance(ext, AmqpLink)]
+    assert all(link.conn.client_properties["capabilities"]["connection.blocked"] is False for link in links)
+    readers = set()
+    for link in links:
+        drain = link.conn.drain_events
+
+        def counted(*args, _drain=drain, **kwargs):
+            readers.add(eventlet.getcurrent())
+            return _drain(*args, **kwargs)
+
+        monkeypatch.setattr(link.conn, "drain_events", counted)
+    for i in range(10):
+        assert call(services, "ask", value=i) == i
+    reader_threads = {link._reader for link in links}
+    assert readers <= reader_threads
+
+
 def test_a_call_whose_arguments_do_not_fit_the_method_is_refused_and_the_next_one_served(services):
     with ClusterRpcClient(uri=services, timeout=15) as client:
         with pytest.raises(IncorrectSignature):
