@@ -3,6 +3,7 @@ each process spent per unit of work (from ``/proc``), optionally with py-spy rec
 
     .venv/bin/python -m bench.profile approvals -n 600 [--window 64] [--db sqlite|postgresql]
     .venv/bin/python -m bench.profile gateway   -n 2000     # sequential GET /api/v1/projects/<code>
+    .venv/bin/python -m bench.profile gateway   -n 2400 --against /tmp/before   # this tree and another, side by side
     .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
     .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
     .venv/bin/python -m bench.profile approvals --spy review,registry --py-spy /path/to/py-spy
@@ -104,6 +105,8 @@ def approvals(args):
 
 
 def gateway(args):
+    if args.against:
+        return _gateway_against(args)
     from bench import http_load
     from bench.client import Client
     from bench.run import SMALL
@@ -133,6 +136,70 @@ def gateway(args):
         for path, auth in (("/health/live", {}), ("/api/v1/me", headers)):
             other = http_load.latencies(base + path, auth, 1000, warmup=20)
             print(f"  {path} p50 {statistics.median(other) * 1000:.2f} ms")
+    finally:
+        bench.close_floor()
+        bench.cluster.close()
+
+
+def _side_by_side(bench, other_root):
+    """Start the suite from this tree ("this") and from ``other_root`` ("other", e.g. a
+    ``git worktree`` of an earlier commit), each with its own vhost and databases; return
+    {label: (gateway URL, project code, auth headers, {process: pid})}."""
+    from bench import harness
+    from bench.client import Client
+    suites = {}
+    for label, root in (("this", harness.ROOT), ("other", os.path.abspath(other_root))):
+        saved, harness.ROOT = harness.ROOT, root  # the processes run that tree's code
+        try:
+            uri, _, _ = bench.start_suite("sqlite", label)
+        finally:
+            harness.ROOT = saved
+        base = bench.cluster.procs[f"{label}.gateway"].base_url
+        bench._project = None
+        client = Client(uri)
+        try:
+            code = bench.any_project(client)
+        finally:
+            client.close()
+        headers = {"Authorization": f"Bearer {bench.unit_token(base, 'BENCH-READ')}"}
+        pids = bench.suite_pids(label)
+        suites[label] = (base, code, headers, {k: pids[k] for k in ("gateway", "registry", "review")})
+    return suites
+
+
+def _gateway_against(args):
+    """Two suites side by side, reads alternated in batches, so that the host's slow and
+    fast phases fall on both alike."""
+    from bench import http_load
+    from bench.harness import cpu_seconds
+    from bench.run import SMALL
+    bench = _bench(args, "gateway")
+    rounds = 16
+    per = max(args.n // rounds, 10)
+    try:
+        suites = _side_by_side(bench, args.against)
+        floor_client = bench.floor_client()
+        for path in ("/api/v1/me", "/api/v1/projects/{code}"):
+            seen = {label: ([], collections.Counter()) for label in suites}
+            floor = []
+            for r in range(rounds):
+                for label in (("this", "other") if r % 2 else ("other", "this")):
+                    base, code, headers, pids = suites[label]
+                    url = base + path.format(code=code)
+                    http_load.latencies(url, headers, 5, warmup=0)
+                    before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                    seen[label][0].extend(http_load.latencies(url, headers, per, warmup=0))
+                    for k, pid in pids.items():
+                        seen[label][1][k] += cpu_seconds(pid) - before[k]
+                floor.extend(floor_client.round_trip(SMALL) for _ in range(50))
+            f50 = statistics.median(floor)
+            for label in ("other", "this"):
+                samples, cpu = seen[label]
+                per_read = {k: v * 1e6 / (rounds * per) for k, v in cpu.items()}
+                p50 = statistics.median(samples)
+                print(f"  {path:<26} {label:<5} p50 {p50 * 1000:.2f} ms, {p50 / f50:.2f}× the round trip "
+                      f"({f50 * 1000:.2f} ms); CPU per read {sum(per_read.values()):,.0f} µs — "
+                      + ", ".join(f"{k} {v:,.0f}" for k, v in per_read.items()))
     finally:
         bench.close_floor()
         bench.cluster.close()
@@ -241,6 +308,9 @@ def main(argv=None):
     parser.add_argument("--gil", action="store_true",
                         help="py-spy samples only while the GIL is held: a system call (send, recv) "
                              "counts for nothing instead of for all the time the process waited in it")
+    parser.add_argument("--against", metavar="DIR",
+                        help="gateway: also start the suite from DIR (a git worktree of another commit) and "
+                             "alternate the reads between the two in batches")
     parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)
