@@ -104,22 +104,27 @@ def approvals(args):
         bench.cluster.close()
 
 
+def _reader(bench, uri, base):
+    """A project to read through the gateway at ``base``, and a unit user's auth headers."""
+    from bench.client import Client
+    client = Client(uri)
+    try:
+        code = bench.any_project(client)
+    finally:
+        client.close()
+    return code, {"Authorization": f"Bearer {bench.unit_token(base, 'BENCH-READ')}"}
+
+
 def gateway(args):
     if args.against:
         return _gateway_against(args)
     from bench import http_load
-    from bench.client import Client
     from bench.run import SMALL
     bench = _bench(args, "gateway")
     try:
         uri, _, _ = bench.suite()
         base = bench.cluster.procs["sqlite.gateway"].base_url
-        client = Client(uri)
-        try:
-            code = bench.any_project(client)
-        finally:
-            client.close()
-        headers = {"Authorization": f"Bearer {bench.unit_token(base, 'BENCH-READ')}"}
+        code, headers = _reader(bench, uri, base)
         url = f"{base}/api/v1/projects/{code}"
         http_load.latencies(url, headers, 200, warmup=0)
         floor_client = bench.floor_client()
@@ -146,7 +151,6 @@ def _side_by_side(bench, other_root):
     ``git worktree`` of an earlier commit), each with its own vhost and databases; return
     {label: (gateway URL, project code, auth headers, {process: pid})}."""
     from bench import harness
-    from bench.client import Client
     suites = {}
     for label, root in (("this", harness.ROOT), ("other", os.path.abspath(other_root))):
         saved, harness.ROOT = harness.ROOT, root  # the processes run that tree's code
@@ -155,13 +159,8 @@ def _side_by_side(bench, other_root):
         finally:
             harness.ROOT = saved
         base = bench.cluster.procs[f"{label}.gateway"].base_url
-        bench._project = None
-        client = Client(uri)
-        try:
-            code = bench.any_project(client)
-        finally:
-            client.close()
-        headers = {"Authorization": f"Bearer {bench.unit_token(base, 'BENCH-READ')}"}
+        bench._project = None  # each suite declares its own
+        code, headers = _reader(bench, uri, base)
         pids = bench.suite_pids(label)
         suites[label] = (base, code, headers, {k: pids[k] for k in ("gateway", "registry", "review")})
     return suites
