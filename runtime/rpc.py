@@ -36,7 +36,7 @@ from eventlet.semaphore import Semaphore
 from nameko import config
 from nameko.constants import AMQP_URI_CONFIG_KEY, DEFAULT_AMQP_URI
 from nameko.exceptions import (
-    ContainerBeingKilled, MalformedRequest, UnknownService, UnserializableValueError, serialize,
+    ContainerBeingKilled, MalformedRequest, MethodNotFound, UnknownService, UnserializableValueError, serialize,
 )
 from nameko.extensions import SharedExtension
 from nameko.messaging import decode_from_headers
@@ -292,6 +292,27 @@ class RpcConsumer(NamekoRpcConsumer):
 
     consumer_cls = JsonConsumer
     link = AmqpLink()
+    _by_key = None  # routing key -> entrypoint
+
+    def register_provider(self, provider):
+        self._by_key = None
+        super().register_provider(provider)
+
+    def unregister_provider(self, provider):
+        self._by_key = None
+        super().unregister_provider(provider)
+
+    def get_provider_for_method(self, routing_key):
+        """As nameko's lookup, from a table: nameko formats every entrypoint's routing key
+        and compares, for each request."""
+        by_key = self._by_key
+        if by_key is None:
+            service = self.container.service_name
+            by_key = self._by_key = {f"{service}.{p.method_name}": p for p in self._providers}
+        try:
+            return by_key[routing_key]
+        except KeyError:
+            raise MethodNotFound(routing_key.split(".")[-1]) from None
 
     def handle_result(self, message, result, exc_info):
         error = None

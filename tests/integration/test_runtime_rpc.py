@@ -8,7 +8,7 @@ import pytest
 import requests
 from nameko import config
 from nameko.containers import ServiceContainer
-from nameko.exceptions import IncorrectSignature, UnknownService
+from nameko.exceptions import IncorrectSignature, MethodNotFound, UnknownService
 from nameko.standalone.rpc import ClusterRpcClient
 
 from runtime.rpc import AmqpLink, ServiceRpc, rpc
@@ -160,3 +160,10 @@ def test_a_call_whose_arguments_do_not_fit_the_method_is_refused_and_the_next_on
         with pytest.raises(IncorrectSignature):
             client.rpc_target.fail(1)
         assert client.rpc_target.echo(value="还在") == "还在"
+
+
+def test_a_call_to_a_method_the_service_does_not_have_is_refused(services):
+    with ClusterRpcClient(uri=services, timeout=15) as client:
+        with pytest.raises(MethodNotFound):
+            client.rpc_target.nowhere()
+        assert client.rpc_target.echo(value=1) == 1 and client.rpc_target.echo(value=2) == 2
