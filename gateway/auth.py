@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
+import time
 
 from contracts import Forbidden
 
@@ -48,6 +49,52 @@ class Principal:
 
     def public(self):
         return dataclasses.asdict(self)
+
+
+class TokenCache:
+    """Whose bearer tokens were just looked up, remembered for ``seconds`` (config
+    ``TOKEN_CACHE_SECONDS``), so that the requests of one page load share one lookup.
+
+    - An entry never outlives its token's expiry.
+    - An admin's token is never remembered: each admin request is checked in the database.
+    - When this gateway deactivates a user or changes their password, it forgets their
+      entries at once; another gateway replica forgets them within ``seconds``.
+    - ``seconds`` 0 remembers nothing.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds, clock=time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self._entries = {}  # token digest -> (Principal, clock time it stops being good)
+
+    def get(self, digest):
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if self.clock() >= entry[1]:
+            self._entries.pop(digest, None)
+            return None
+        return entry[0]
+
+    def put(self, digest, principal, token_seconds_left):
+        if self.seconds <= 0 or principal.role == "admin" or token_seconds_left <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._prune()
+        self._entries[digest] = (principal, self.clock() + min(self.seconds, token_seconds_left))
+
+    def forget_user(self, user_id):
+        for digest in [d for d, (principal, _) in self._entries.items() if principal.user_id == user_id]:
+            self._entries.pop(digest, None)
+
+    def _prune(self):
+        now = self.clock()
+        for digest in [d for d, (_, until) in self._entries.items() if until <= now]:
+            del self._entries[digest]
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()  # all still good: start again rather than grow
 
 
 def require_role(principal, roles):

@@ -13,11 +13,13 @@ import uuid
 import eventlet
 from nameko import config
 from nameko.exceptions import RemoteError
+from nameko.extensions import DependencyProvider
 from sqlalchemy import bindparam, select, update
 from werkzeug.wrappers import Response
 
 from contracts import DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed, load
 from contracts.enums import AGENCY_SERVICE
+from runtime.config import seconds
 from runtime.db import utcnow
 from runtime.dependencies import Database
 from runtime.ops import Instrumentation, OpsEndpoints
@@ -30,7 +32,7 @@ from .routes import route
 
 #: every authenticated request runs it: compiled once and run on the cursor (runtime.sql;
 #: SQLAlchemy's work around a statement costs more than SQLite running this one)
-_TOKEN_USER = Prepared(select(users).join(tokens, tokens.c.user_id == users.c.user_id)
+_TOKEN_USER = Prepared(select(users, tokens.c.expires_at).join(tokens, tokens.c.user_id == users.c.user_id)
                        .where(tokens.c.token_hash == bindparam("digest"), tokens.c.expires_at > bindparam("now")))
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,22 @@ def error_response(exc):
                                  "message_en": "internal error"}})
 
 
+class TokenCacheProvider(DependencyProvider):
+    """The container's :class:`gateway.auth.TokenCache`, shared by its workers. A
+    ``TOKEN_CACHE_SECONDS`` that is not a number ≥ 0 stops the gateway at start."""
+
+    def setup(self):
+        self.cache = auth.TokenCache(seconds("TOKEN_CACHE_SECONDS", config.get("TOKEN_CACHE_SECONDS", 1)))
+
+    def get_dependency(self, worker_ctx):
+        return self.cache
+
+
 class GatewayService(OpsEndpoints):
     name = "gateway"
 
     db = Database(metadata, MIGRATIONS)
+    token_cache = TokenCacheProvider()
     instrumentation = Instrumentation()
     registry_rpc = ServiceRpc("registry")
     review_rpc = ServiceRpc("review")
@@ -93,12 +107,18 @@ class GatewayService(OpsEndpoints):
             raise Unauthorized(message_zh="缺少访问令牌（Authorization: Bearer <token>）",
                                message_en="missing bearer token", field="Authorization")
         digest = auth.token_hash(header[7:].strip())
+        principal = self.token_cache.get(digest)
+        if principal is not None:
+            return principal
+        now = utcnow()
         with self.db.read() as conn:
-            row = _TOKEN_USER.first(conn, {"digest": digest, "now": utcnow()})
+            row = _TOKEN_USER.first(conn, {"digest": digest, "now": now})
         if row is None or not row.active:
             raise Unauthorized(message_zh="访问令牌无效或已过期", message_en="token invalid or expired",
                                field="Authorization")
-        return auth.Principal(row.user_id, row.username, row.role, row.unit_id, row.unit_name, row.agency)
+        principal = auth.Principal(row.user_id, row.username, row.role, row.unit_id, row.unit_name, row.agency)
+        self.token_cache.put(digest, principal, (row.expires_at - now).total_seconds())
+        return principal
 
     def dispatch(self, spec, handler, request, path_values):
         try:
@@ -215,14 +235,17 @@ class GatewayService(OpsEndpoints):
             values["password_hash"] = auth.hash_password(body["password"])
         if "active" in body:
             values["active"] = body["active"]
+        revoked = values.get("active") is False or "password_hash" in values
         with self.db.transaction() as tx:
             found = tx.conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first()
             if not found:
                 raise NotFound(message_zh="用户不存在", message_en="user not found", field="user_id")
             if values:
                 tx.conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
-            if values.get("active") is False or "password_hash" in values:
+            if revoked:
                 tx.conn.execute(tokens.delete().where(tokens.c.user_id == user_id))
+        if revoked:
+            self.token_cache.forget_user(user_id)  # committed: this gateway stops accepting them now
         with self.db.read() as conn:
             return self._user_view(conn.execute(select(users).where(users.c.user_id == user_id)).one())
 

@@ -1,4 +1,5 @@
 """The gateway on the real broker: tokens, roles, user management, error bodies."""
+import contextlib
 import time
 
 import pytest
@@ -122,3 +123,87 @@ def test_a_token_is_refused_once_it_expires(vhost_uri, make_db_url):
             assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
         finally:
             container.stop()
+
+
+def create_unit_user(base, admin, username):
+    resp = requests.post(f"{base}/api/v1/users", headers=admin, json={
+        "username": username, "display_name": "乙单位", "password": "unit-b-password", "role": "unit",
+        "unit_id": "U-B", "unit_name": "乙单位"})
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def two_gateways(vhost_uri, make_db_url):
+    """Two gateway replicas on one database, as deploy/k8s runs them, remembering a token's
+    owner for TOKEN_CACHE_SECONDS."""
+    url = make_db_url("gateway")
+    with contextlib.ExitStack() as stack:
+        def start(cache_seconds, token_ttl=43200):
+            stack.enter_context(config.patch({
+                "AMQP_URI": vhost_uri, "DATABASES": {"gateway": url}, "WEB_SERVER_ADDRESS": "127.0.0.1:0",
+                "GATEWAY_ADMIN_PASSWORD": "admin-password-1", "TOKEN_CACHE_SECONDS": cache_seconds,
+                "TOKEN_TTL_SECONDS": token_ttl}))
+            bases = []
+            for _ in range(2):
+                container = ServiceContainer(GatewayService)
+                container.start()
+                stack.callback(container.stop)
+                bases.append(f"http://127.0.0.1:{bound_port(container)}")
+            return bases
+
+        yield start
+
+
+def test_a_deactivated_user_is_refused_at_once_where_deactivated_and_within_the_cache_time_elsewhere(two_gateways):
+    a, b = two_gateways(cache_seconds=1)
+    admin = login(a, "admin", "admin-password-1")
+    user = create_unit_user(a, admin, "unit-b")
+    token = login(a, "unit-b", "unit-b-password")
+    for base in (a, b):  # both replicas now remember the token's owner
+        assert requests.get(f"{base}/api/v1/me", headers=token).status_code == 200
+    assert requests.patch(f"{a}/api/v1/users/{user['user_id']}", headers=admin, json={"active": False}).ok
+    assert requests.get(f"{a}/api/v1/me", headers=token).status_code == 401
+    time.sleep(1.1)
+    resp = requests.get(f"{b}/api/v1/me", headers=token)
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
+
+
+def test_with_no_cache_time_every_replica_refuses_a_changed_password_at_once(two_gateways):
+    a, b = two_gateways(cache_seconds=0)
+    admin = login(a, "admin", "admin-password-1")
+    user = create_unit_user(a, admin, "unit-b")
+    token = login(a, "unit-b", "unit-b-password")
+    assert requests.get(f"{b}/api/v1/me", headers=token).status_code == 200
+    assert requests.patch(f"{a}/api/v1/users/{user['user_id']}", headers=admin, json={"password": "new-password-2"}).ok
+    assert requests.get(f"{b}/api/v1/me", headers=token).status_code == 401
+
+
+def test_an_admin_deactivated_elsewhere_is_refused_at_once_whatever_the_cache_time(two_gateways):
+    a, b = two_gateways(cache_seconds=60)
+    admin = login(a, "admin", "admin-password-1")
+    second = requests.post(f"{a}/api/v1/users", headers=admin, json={
+        "username": "admin-2", "display_name": "第二管理员", "password": "admin-2-password", "role": "admin"}).json()
+    token = login(a, "admin-2", "admin-2-password")
+    assert requests.get(f"{b}/api/v1/users", headers=token).status_code == 200
+    assert requests.patch(f"{a}/api/v1/users/{second['user_id']}", headers=admin, json={"active": False}).ok
+    assert requests.get(f"{b}/api/v1/users", headers=token).status_code == 401
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(two_gateways):
+    a, _ = two_gateways(cache_seconds=60, token_ttl=2)
+    admin = login(a, "admin", "admin-password-1")
+    create_unit_user(a, admin, "unit-b")
+    token = login(a, "unit-b", "unit-b-password")
+    assert requests.get(f"{a}/api/v1/me", headers=token).status_code == 200
+    time.sleep(2.5)
+    assert requests.get(f"{a}/api/v1/me", headers=token).status_code == 401
+
+
+def test_a_cache_time_that_is_not_a_number_stops_the_gateway_at_start(vhost_uri, make_db_url):
+    with config.patch({"AMQP_URI": vhost_uri, "DATABASES": {"gateway": make_db_url("gateway")},
+                       "WEB_SERVER_ADDRESS": "127.0.0.1:0", "TOKEN_CACHE_SECONDS": "one"}):
+        container = ServiceContainer(GatewayService)
+        with pytest.raises(ValueError, match="TOKEN_CACHE_SECONDS.*秒.*seconds"):
+            container.start()
+        container.kill()
