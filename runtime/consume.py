@@ -21,9 +21,11 @@ def json_body(message):
 class JsonConsumer(Consumer):
     """nameko's consumer; its callbacks get the body as :func:`json_body` decodes it."""
 
+    no_ack = False  # True: the broker forgets a message once it is sent (RPC replies)
+
     def get_consumers(self, consumer_cls, channel):
         consumer = consumer_cls(queues=self.queues, on_message=self.on_raw_message, accept=self.accept,
-                                **self.consumer_options)
+                                no_ack=self.no_ack, **self.consumer_options)
         consumer.qos(prefetch_count=self.prefetch_count)
         return [consumer]
 

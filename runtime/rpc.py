@@ -215,12 +215,7 @@ class ReplyListener(NamekoReplyListener):
     decoded by the json module alone (:mod:`runtime.consume`)."""
 
     class ReplyConsumer(NamekoReplyListener.ReplyConsumer, JsonConsumer):
-        def get_consumers(self, consumer_cls, channel):
-            self.check_for_lost_replies()
-            consumer = consumer_cls(queues=self.queues, on_message=self.on_raw_message, accept=self.accept,
-                                    no_ack=True, **self.consumer_options)
-            consumer.qos(prefetch_count=self.prefetch_count)
-            return [consumer]
+        no_ack = True  # nameko's checks for lost replies, then the JSON consumer's consumer
 
     consumer_cls = ReplyConsumer
 
