@@ -20,6 +20,7 @@ class RemoteError(Exception):
 
 class Client:
     def __init__(self, uri):
+        self.uri = uri
         self.conn = Connection(uri, heartbeat=0)
         self.conn.connect()
         self.channel = self.conn.channel()

@@ -159,7 +159,6 @@ def _side_by_side(bench, other_root):
         finally:
             harness.ROOT = saved
         base = bench.cluster.procs[f"{label}.gateway"].base_url
-        bench._project = None  # each suite declares its own
         code, headers = _reader(bench, uri, base)
         pids = bench.suite_pids(label)
         suites[label] = (base, code, headers, {k: pids[k] for k in ("gateway", "registry", "review")})

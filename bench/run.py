@@ -51,6 +51,7 @@ class Bench:
         self.n = QUICK if args.quick else FULL
         self.phases = args.only.split(",") if args.only else ALL_PHASES
         self.results = Results()
+        self._projects = {}  # vhost URI -> a project declared there (any_project)
         self.run_dir = os.path.join(ROOT, "var", "bench", dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
         self.cluster = Cluster(self.run_dir)
         self.body = json.dumps(self.event_envelope()).encode()
@@ -203,14 +204,15 @@ class Bench:
             self.cluster.stop("bench_caller")
 
     def any_project(self, client):
-        if getattr(self, "_project", None):
-            return self._project
-        app = approvals.application(0)
-        result = client.call("registry", "declare_project", unit_id="BENCH-READ", unit_name="基准测试单位",
-                             application=app)
-        self._project = result["code"]
-        time.sleep(1)  # let the case open (history, first stage)
-        return self._project
+        """A project declared in the suite ``client`` talks to, once per suite (vhost)."""
+        projects = self._projects
+        if client.uri not in projects:
+            app = approvals.application(0)
+            result = client.call("registry", "declare_project", unit_id="BENCH-READ", unit_name="基准测试单位",
+                                 application=app)
+            projects[client.uri] = result["code"]
+            time.sleep(1)  # let the case open (history, first stage)
+        return projects[client.uri]
 
     # ---- gateway ------------------------------------------------------------------------------
     def phase_gateway(self):

@@ -30,8 +30,9 @@ from . import auth, schemas
 from .models import metadata, tokens, users
 from .routes import route
 
-#: every authenticated request runs it: compiled once and run on the cursor (runtime.sql;
-#: SQLAlchemy's work around a statement costs more than SQLite running this one)
+#: every authenticated request whose token's owner is not remembered (auth.TokenCache) runs
+#: it: compiled once and run on the cursor (runtime.sql; SQLAlchemy's work around a statement
+#: costs more than SQLite running this one)
 _TOKEN_USER = Prepared(select(users, tokens.c.expires_at).join(tokens, tokens.c.user_id == users.c.user_id)
                        .where(tokens.c.token_hash == bindparam("digest"), tokens.c.expires_at > bindparam("now")))
 

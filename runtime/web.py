@@ -28,13 +28,13 @@ class _WsgiApp(WsgiApp):
     a request an entrypoint takes gets its line from ``runtime.ops.Instrumentation``."""
 
     def __call__(self, environ, start_response):
-        request = Request(environ, shallow=True)
         try:
             provider, values = self.url_map.bind_to_environ(environ).match()
         except HTTPException as exc:
             log.info("http refused", extra={"method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
                                             "status": exc.code})
             return exc(environ, start_response)
+        request = Request(environ, shallow=True)
         request.path_values = values
         return provider.handle_request(request)(environ, start_response)
 

@@ -1,4 +1,5 @@
-"""Handing a message to a worker at once.
+"""What the suite's entrypoints share: handing a message to a worker at once, and checking
+a call's arguments against a signature read once.
 
 nameko's entrypoints pass every message to a waiter thread that spawns the worker when the
 pool has room, so that a full pool never blocks the consumer. The suite's RPC and event
