@@ -13,7 +13,8 @@ in one process (no broker, a temporary SQLite file):
   and a savepoint with its release run both ways (step 13);
 * a read: a pooled connection, its BEGIN, one select by key and the close, with the BEGIN
   run through SQLAlchemy and on the DBAPI connection (step 14);
-* an event's body decoded as kombu decodes JSON and by the json module alone (step 13);
+* JSON: a case and an event's body encoded and decoded by the json module, by kombu and by
+  ``runtime.jsoncodec`` (kombu's decoding before step 13, the json module's before step 15);
 * a small unit of work (one inbox row) and its commit: committed alone with
   ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
   in a SQLAlchemy savepoint (``begin_nested``) or in a plain SQL ``SAVEPOINT`` (what
@@ -129,17 +130,22 @@ def contract_costs(n=1000):
     )]
 
 
-def case_copies(n=2000):
-    """review's saga copies the case at every step (services/review/domain.py ``_own``)."""
-    import copy
-    from services.review.domain import _copy
-    opinion = {"request_id": "0" * 32, "agency": "cyberspace", "status": "issued", "verdict": "approve",
+def _case():
+    """A case-shaped document: 6 stages, 18 opinions, 15 history entries."""
+    opinion = {"request_id": "5f0c" * 8, "agency": "cyberspace", "status": "issued", "verdict": "approve",
                "conditions": ["等保三级测评"] * 3, "findings": [{"rule": "crypto_plan", "cite": "sichuan art. 22"}]}
-    case = {"code": "2026-510104-00001-X", "revision": 1, "state": "in_review",
+    return {"code": "2026-510104-00001-X", "revision": 1, "state": "in_review",
             "stages": [{"key": f"stage_{i}", "status": "open", "cite": "jinjiang art. 8", "panel": None,
                         "decision": None, "opinions": [dict(opinion) for _ in range(3)]} for i in range(6)],
             "history": [{"on": "2026-11-27", "event": "stage_passed", "zh": "“技术审查”环节通过",
                          "en": "stage technical passed", "cite": "jinjiang art. 8"} for _ in range(15)]}
+
+
+def case_copies(n=2000):
+    """review's saga copies the case at every step (services/review/domain.py ``_own``)."""
+    import copy
+    from services.review.domain import _copy
+    case = _case()
     size = len(json.dumps(case, ensure_ascii=False).encode())
     return size, [(name, _per_call_us(fn, n)) for name, fn in (
         ("copy.deepcopy (before step 11)", lambda i: copy.deepcopy(case)),
@@ -243,19 +249,31 @@ def read_paths(n=5000):
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def event_decoding(n=3000):
-    """An event's body decoded as kombu decodes JSON (an object hook called for every
-    object) and with the json module alone, as subscriptions now do (step 13)."""
+def json_costs(n=3000):
+    """A case (what review stores and answers) and an event's body, encoded and decoded by
+    the json module, by kombu (what nameko does for RPC; step 13 for events) and by
+    ``runtime.jsoncodec`` (orjson, step 15)."""
     import warnings
+    import kombu.serialization
     from kombu.utils.json import loads as kombu_loads
+    from runtime import jsoncodec
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bench.services imports nameko, and so eventlet
         from bench.run import Bench
-    body = json.dumps(Bench.event_envelope(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return len(body), [(name, _per_call_us(fn, n)) for name, fn in (
-        ("kombu's JSON decoding", lambda _: kombu_loads(body)),
-        ("json.loads", lambda _: json.loads(body)),
-    )]
+    out = []
+    for label, doc in (("a case", _case()), ("an event", Bench.event_envelope())):
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        out.append((f"{label} ({len(body):,} bytes)", [(name, _per_call_us(fn, n)) for name, fn in (
+            ("encode: json.dumps", lambda _: json.dumps(doc, ensure_ascii=False, separators=(",", ":"))),
+            ("encode: kombu (an RPC reply, before step 15)",
+             lambda _: kombu.serialization.dumps({"result": doc, "error": None}, "json")),
+            ("encode: runtime.jsoncodec", lambda _: jsoncodec.dumpb(doc)),
+            ("decode: json.loads", lambda _: json.loads(body)),
+            ("decode: kombu (before step 13)", lambda _: kombu_loads(body)),
+            ("decode: runtime.jsoncodec", lambda _: jsoncodec.loads(body)),
+            ("decode: runtime.jsoncodec, from text (a stored row)", lambda _: jsoncodec.loads(body.decode())),
+        )]))
+    return out
 
 
 def commit_styles(n=1600, group=16):
@@ -341,8 +359,8 @@ def main():
              rows)
     _section("one statement in an open transaction (SQLite): the inbox row", statement_paths())
     _section("a read (SQLite): connection, BEGIN, one select by key, close", read_paths())
-    size, rows = event_decoding()
-    _section(f"an event's body ({size:,} bytes of JSON) decoded", rows)
+    for title, rows in json_costs():
+        _section(f"JSON: {title}", rows)
     _section("a unit of work writing one inbox row, and its commit (SQLite, WAL)", commit_styles())
 
 

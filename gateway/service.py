@@ -5,7 +5,6 @@ only its own projects; an officer signs only for their own agency; an admin mana
 users) and calls the agency services by RPC. It keeps no domain data.
 """
 import datetime as dt
-import json
 import logging
 import os
 import uuid
@@ -19,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from contracts import DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed, load
 from contracts.enums import AGENCY_SERVICE
+from runtime import jsoncodec
 from runtime.config import seconds
 from runtime.db import utcnow
 from runtime.dependencies import Database
@@ -41,7 +41,7 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 
 def _json(status, body):
-    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
+    return Response(jsoncodec.dumpb(body, default=str), status=status,
                     mimetype="application/json")
 
 
@@ -131,7 +131,7 @@ class GatewayService(OpsEndpoints):
             if spec.body is not None:
                 raw = request.get_data(as_text=True) or "{}"
                 try:
-                    data = json.loads(raw)
+                    data = jsoncodec.loads(raw)
                 except ValueError:
                     raise ValidationFailed.from_errors([{"field": "_body", "rule": "json", "zh": "请求体不是合法的 JSON",
                                                          "en": "request body is not valid JSON"}])
@@ -383,4 +383,4 @@ class GatewayService(OpsEndpoints):
 
 def _plain(data):
     """A loaded schema dict back to JSON-safe values for the RPC."""
-    return json.loads(json.dumps(data, default=str))
+    return jsoncodec.loads(jsoncodec.dumpb(data, default=str))

@@ -9,7 +9,6 @@ import collections
 import contextlib
 import contextvars
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -24,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from contracts import dump
 from contracts.events import EnvelopeSchema, schema_for
 
+from . import jsoncodec
 from . import metrics as m
 from .config import one_of
 from .sql import Prepared
@@ -151,7 +151,7 @@ class Transaction:
             "payload": data,
         })
         record = OutboxRecord(envelope["event_id"], routing_key or event_type,
-                              json.dumps(envelope, ensure_ascii=False, separators=(",", ":")), event_type,
+                              jsoncodec.dumps(envelope), event_type,
                               correlation_id)
         self.core.outbox_insert.run(self.conn, {
             "event_id": record.event_id,

@@ -17,10 +17,11 @@ unexpected exception carries ``exc_type`` and ``stack`` (file, line and function
 frame, no values).
 """
 import datetime as dt
-import json
 import logging
 import os
 import traceback
+
+from . import jsoncodec
 
 # A JSON line carries none of a record's thread, process or source-line fields, so the
 # records need not look them up (the "Optimization" table of the logging docs). Under
@@ -135,7 +136,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = describe_exception(exc)
             if not _is_domain_error(exc):  # an expected refusal needs no stack
                 entry["stack"] = _stack(record.exc_info[2])
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return jsoncodec.dumps(entry, default=str)
 
 
 _local = None

@@ -18,7 +18,6 @@ nameko's ``event_handler`` acks and drops a message whose handler fails, and its
 """
 import contextlib
 import functools
-import json
 import logging
 import sys
 import time
@@ -32,6 +31,7 @@ from nameko.messaging import Consumer, decode_from_headers
 from contracts import ValidationFailed, load
 from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_for
 
+from . import jsoncodec
 from . import logs
 from .config import positive_int
 from .consume import JsonConsumer
@@ -229,7 +229,7 @@ class Subscribe(Consumer):
         try:
             if message.content_type != "application/json":
                 raise ValueError(f"content type {message.content_type!r} is not application/json")
-            envelope = load(EnvelopeSchema, json.loads(message.body))
+            envelope = load(EnvelopeSchema, jsoncodec.loads(message.body))
             envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
         except (ValidationFailed, KeyError, ValueError) as exc:
             log.error("event refused by its contract; dead-lettered: %s", exc,

@@ -17,7 +17,6 @@ A service uses it by inheriting :class:`OpinionDeskEntrypoints`, adding
 """
 import datetime as dt
 import functools
-import json
 import types
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, b
 from contracts import Conflict, Forbidden, NotFound, ValidationFailed
 from contracts.enums import VERDICTS
 
+from . import jsoncodec
 from . import audit, signing
 from .db import utcnow
 from .dependencies import rpc_method
@@ -93,7 +93,7 @@ def _iso(value):
 
 
 def record(row):
-    request = json.loads(row.request)
+    request = jsoncodec.loads(row.request)
     return {
         "request_id": row.request_id,
         "code": row.code,
@@ -109,9 +109,9 @@ def record(row):
         "due_on": row.due_on,
         "cite": request["cite"],
         "verdict": row.verdict,
-        "findings": json.loads(row.findings),
-        "conditions": json.loads(row.conditions),
-        "data": json.loads(row.data),
+        "findings": jsoncodec.loads(row.findings),
+        "conditions": jsoncodec.loads(row.conditions),
+        "data": jsoncodec.loads(row.data),
         "received_at": _iso(row.received_at),
         "signed_by": row.signed_by,
         "signed_at": _iso(row.signed_at),
@@ -155,11 +155,11 @@ class OpinionDeskEntrypoints:
                 sign=request["sign"],
                 status="pending_signature",
                 due_on=request["due_on"],
-                request=json.dumps(request, ensure_ascii=False),
+                request=jsoncodec.dumps(request),
                 verdict=draft.resolved_verdict(),
-                findings=json.dumps(draft.findings, ensure_ascii=False),
-                conditions=json.dumps(draft.conditions, ensure_ascii=False),
-                data=json.dumps(draft.data, ensure_ascii=False),
+                findings=jsoncodec.dumps(draft.findings),
+                conditions=jsoncodec.dumps(draft.conditions),
+                data=jsoncodec.dumps(draft.data),
                 received_at=utcnow(),
             )
             sql.insert.run(tx.conn, row)
@@ -178,15 +178,15 @@ class OpinionDeskEntrypoints:
                 raise NotFound(message_zh=f"意见请求 {request_id} 不存在",
                                message_en=f"opinion request {request_id} not found", field="request_id")
         final_verdict = verdict or row.verdict
-        final_conditions = json.loads(row.conditions) if conditions is None else list(conditions)
+        final_conditions = jsoncodec.loads(row.conditions) if conditions is None else list(conditions)
         now = utcnow()
         sql.update.run(tx.conn, dict(
             b_request_id=request_id, status="issued", verdict=final_verdict,
-            conditions=json.dumps(final_conditions, ensure_ascii=False),
+            conditions=jsoncodec.dumps(final_conditions),
             signed_by=signed_by, signed_at=now, comment=comment,
         ))
         if request is None:
-            request = json.loads(row.request)
+            request = jsoncodec.loads(row.request)
         payload = {
             "request_id": request_id,
             "code": row.code,
@@ -194,11 +194,11 @@ class OpinionDeskEntrypoints:
             "agency": row.agency,
             "subject": row.subject,
             "verdict": final_verdict,
-            "findings": json.loads(row.findings),
+            "findings": jsoncodec.loads(row.findings),
             "conditions": final_conditions,
             "signed_by": signed_by,
             "signed_at": now.isoformat() + "Z",
-            "data": json.loads(row.data),
+            "data": jsoncodec.loads(row.data),
         }
         # an official act: signed with the agency service's key and kept in the audit chain
         payload["signature"] = signing.keyring(self.name).sign(payload)

@@ -8,7 +8,6 @@
   ``/health/ready`` on the service's own web port (``WEB_SERVER_ADDRESS``).
 """
 import collections
-import json
 import logging
 import time
 
@@ -16,6 +15,7 @@ from nameko.extensions import DependencyProvider
 from runtime.web import http
 from werkzeug.wrappers import Response
 
+from . import jsoncodec
 from . import logs
 from . import metrics as m
 from .messaging import EventBatch, event_fields
@@ -143,7 +143,7 @@ class Instrumentation(DependencyProvider):
 
 
 def _json(status, body):
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    return Response(jsoncodec.dumpb(body), status=status, mimetype="application/json")
 
 
 class OpsEndpoints:

@@ -16,13 +16,13 @@ give no such order, so there the scan keeps deciding. Any doubt (a failure, a fu
 the relay far behind) sends the relay back to scanning until the table is drained.
 """
 import collections
-import json
 import logging
 import threading
 import time
 
 from sqlalchemy import bindparam, func, select, update
 
+from . import jsoncodec
 from .db import OutboxRecord, utcnow
 from .publisher import ConfirmingPublisher
 
@@ -194,7 +194,7 @@ class OutboxRelay:
 
 
 def decode_body(body):
-    return json.loads(body)
+    return jsoncodec.loads(body)
 
 
 __all__ = ["OutboxRelay", "OutboxRecord", "decode_body"]

@@ -47,6 +47,7 @@ from nameko.rpc import ReplyListener as NamekoReplyListener
 from nameko.rpc import ServiceRpc as NamekoServiceRpc
 from nameko.rpc import get_rpc_exchange
 
+from . import jsoncodec
 from .consume import JsonConsumer
 from .publisher import PublishingConnection, connection_params
 from .workers import SignatureOnce, spawn_if_room
@@ -200,6 +201,18 @@ class AmqpLink(SharedExtension):
                         raise
 
 
+def encode(payload, serializer):
+    """``(content type, content encoding, body)`` as ``kombu.serialization.dumps`` gives
+    them; plain JSON is encoded by orjson (:mod:`runtime.jsoncodec`), anything else, and
+    every error, by kombu."""
+    if serializer == "json":
+        try:
+            return "application/json", "utf-8", jsoncodec.plain(payload)
+        except TypeError:
+            pass  # a value of kombu's own types (its type markers), or one neither can encode
+    return kombu.serialization.dumps(payload, serializer)
+
+
 def _collect(conn):
     try:
         conn.collect()
@@ -241,7 +254,7 @@ class ServiceRpc(NamekoServiceRpc):
         self.serializer = self.container.serializer
 
     def _publish(self, payload, *, routing_key, mandatory, correlation_id, extra_headers):
-        content_type, content_encoding, body = kombu.serialization.dumps(payload, self.serializer)
+        content_type, content_encoding, body = encode(payload, self.serializer)
         if mandatory:
             service = routing_key.split(".", 1)[0]
             self.link.expect_return(correlation_id, lambda _key, cid=correlation_id: self._unroutable(cid, service))
@@ -316,14 +329,12 @@ class RpcConsumer(NamekoRpcConsumer):
         content_type = message.properties["content_type"]
         serializer = kombu.serialization.registry.type_to_name[content_type]
         try:  # as nameko: an unserializable result becomes an error, never a dead worker
-            content_type, content_encoding, body = kombu.serialization.dumps(
-                {"result": result, "error": error}, serializer)
+            content_type, content_encoding, body = encode({"result": result, "error": error}, serializer)
         except Exception:
             exc_info = sys.exc_info()
             error = serialize(UnserializableValueError(result))
             result = None
-            content_type, content_encoding, body = kombu.serialization.dumps(
-                {"result": None, "error": error}, serializer)
+            content_type, content_encoding, body = encode({"result": None, "error": error}, serializer)
         self.link.publish(
             get_rpc_exchange().name, message.properties["reply_to"], body, content_type=content_type,
             content_encoding=content_encoding, correlation_id=message.properties.get("correlation_id"),

@@ -1,5 +1,4 @@
 """Persistence of the budget service: envelopes, cost reviews and allocations."""
-import json
 
 import yaml
 from sqlalchemy import func, select, update
@@ -7,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts import Conflict, NotFound
 from contracts.enums import FUNDING_SOURCES, POOLS
+from runtime import jsoncodec
 from runtime.db import utcnow
 
 from .domain import Envelope
@@ -133,7 +133,7 @@ def store_cost_review(conn, *, code, request_id, origin, review, cite):
         "requested": line["requested"],
         "reviewed_unit_price": line["reviewed_unit_price"],
         "reviewed": line["reviewed"],
-        "reasons": json.dumps(line["reasons"], ensure_ascii=False),
+        "reasons": jsoncodec.dumps(line["reasons"]),
     } for line in review["lines"]]
     if rows:
         conn.execute(cost_review_lines.insert(), rows)
@@ -174,7 +174,7 @@ def cost_review(conn, *, code=None, review_id=None):
             "requested": line.requested,
             "reviewed_unit_price": line.reviewed_unit_price,
             "reviewed": line.reviewed,
-            "reasons": json.loads(line.reasons),
+            "reasons": jsoncodec.loads(line.reasons),
         } for line in lines],
     }
 
@@ -187,7 +187,7 @@ def latest_application(conn, desk_table, code):
         select(desk_table.c.request).where(desk_table.c.code == code)
         .order_by(desk_table.c.received_at.desc()).limit(1)
     ).first()
-    return json.loads(row.request)["application"] if row else None
+    return jsoncodec.loads(row.request)["application"] if row else None
 
 
 def allocation_exists(conn, code):

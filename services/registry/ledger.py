@@ -4,13 +4,13 @@ Functions take a SQLAlchemy conn (from ``db.transaction()`` or ``db.read()``) an
 speak in plain dicts; the use cases decide, these only read and write.
 """
 import datetime as dt
-import json
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 
 from contracts import NotFound
 from contracts.enums import POOLS, PROJECT_KINDS, PROJECT_STATES
 from contracts.rpc_registry import SYSTEM_STATUSES
+from runtime import jsoncodec
 from runtime.db import utcnow
 from runtime.sql import Prepared
 
@@ -22,7 +22,7 @@ def _iso(value):
 
 
 def _json(value):
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsoncodec.dumps(value)
 
 
 # Statements used on every project are built once, with bound parameters, and run on the
@@ -123,7 +123,7 @@ def summary(row):
             "amount": row.approval_amount,
             "decision_body": row.approval_decision_body,
             "approved_on": row.approved_on,
-            "conditions": json.loads(row.approval_conditions or "[]"),
+            "conditions": jsoncodec.loads(row.approval_conditions or "[]"),
         }
     return {
         "code": row.code,
@@ -145,9 +145,9 @@ def summary(row):
         "batch_name": row.batch_name,
         "stage": row.stage,
         "stage_name": row.stage_name,
-        "intake_findings": json.loads(row.intake_findings),
+        "intake_findings": jsoncodec.loads(row.intake_findings),
         "returns": row.returns,
-        "reasons": json.loads(row.reasons),
+        "reasons": jsoncodec.loads(row.reasons),
         "barred_until": row.barred_until,
         "approval": approval,
         "updated_at": _iso(row.updated_at),
@@ -157,7 +157,7 @@ def summary(row):
 def view(row):
     """A ledger row as ProjectViewSchema wants it (with the application)."""
     out = summary(row)
-    out["application"] = json.loads(row.application)
+    out["application"] = jsoncodec.loads(row.application)
     return out
 
 

@@ -1,11 +1,11 @@
 """Persistence of the review service: cases, the pending-opinion index, the expert pool
 and the yearly numbering of approval documents. Works inside one conn (one
 transaction of :class:`runtime.db.DatabaseCore`)."""
-import json
 import uuid
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 
+from runtime import jsoncodec
 from runtime.db import utcnow
 from runtime.sql import Prepared
 
@@ -13,7 +13,7 @@ from .models import case_opinions, cases, experts
 
 
 def _dumps(value):
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsoncodec.dumps(value)
 
 
 # Statements of every saga step, built once with bound parameters and run on the cursor
@@ -43,7 +43,7 @@ class ReviewRepository:
     # -- cases ---------------------------------------------------------------------------
     def get_case(self, code, *, for_update=False):
         body = (_LOCK_CASE if for_update else _READ_CASE).scalar(self.conn, {"code": code})
-        return json.loads(body) if body is not None else None
+        return jsoncodec.loads(body) if body is not None else None
 
     def save_case(self, case, *, new=False):
         values = dict(
@@ -74,7 +74,7 @@ class ReviewRepository:
             query = query.where(cases.c.state == state)
         if unit_id:
             query = query.where(cases.c.unit_id == unit_id)
-        return [json.loads(body) for body in self.conn.execute(query).scalars()]
+        return [jsoncodec.loads(body) for body in self.conn.execute(query).scalars()]
 
     # -- pending opinions ----------------------------------------------------------------
     def _index_opinions(self, case):
