@@ -7,7 +7,8 @@ another service dumped it through the same contract — so most of marshmallow's
 proving what is already true.
 
 ``loader(schema)`` builds, once per schema instance, a plain function that loads data
-*only when it is plainly valid*: exact JSON types (``str``, ``int``, ``bool``, ``list``,
+*only when it is plainly valid* (its source is written for the schema's fields and compiled,
+so that a load runs no loop over fields and calls no function for a scalar field): exact JSON types (``str``, ``int``, ``bool``, ``list``,
 ``dict``), every field's own validators passed, no unknown key, every required field
 present, the schema's ``@validates_schema`` hooks passed. It returns exactly what
 ``schema.load`` would (the same keys, defaults and types). For anything else — a value
@@ -105,40 +106,72 @@ def _build_loader(schema, unknown, building):
     converters = _converters(schema.load_fields, _compile_field, building)
     if converters is None:
         return None
-    specs = tuple((field.data_key if field.data_key is not None else name, field.attribute or name, convert,
-                   field.required, field.load_default, callable(field.load_default))
-                  for name, field, convert in converters)
-    known = frozenset(spec[0] for spec in specs)
-    raise_unknown = unknown == RAISE
-    dict_class = schema.dict_class
-    schema_validators = bool(hooks[VALIDATES_SCHEMA])
+    return _generate_loader(schema, unknown, converters)
 
-    def load(data):
-        if type(data) is not dict or (raise_unknown and not known.issuperset(data)):
-            raise NotPlain
-        out = dict_class()
-        for in_key, out_key, convert, required, default, default_is_callable in specs:
-            value = data.get(in_key, missing)
-            if value is missing:
-                if required:
-                    raise NotPlain
-                if default is missing:
-                    continue
-                out[out_key] = default() if default_is_callable else default
-            else:
-                out[out_key] = convert(value)
-        if schema_validators:
-            store = ErrorStore()
-            for pass_collection in (True, False):
-                schema._invoke_schema_validators(
-                    error_store=store, pass_collection=pass_collection, data=out,
-                    original_data=data, many=False, partial=None, unknown=unknown,
-                    field_errors=False)
-            if store.errors:
-                raise NotPlain
-        return out
 
-    return load
+def _generate_loader(schema, unknown, converters):
+    """The loader as the source of one function, compiled: each field's steps written out in
+    order (a scalar's type test and validators inline, any other field through its
+    converter), so a load is one call per schema rather than a loop over specs and a call
+    per field."""
+    names = {"NotPlain": NotPlain, "missing": missing, "dict_class": schema.dict_class,
+             "known": frozenset(field.data_key if field.data_key is not None else name
+                                for name, field, _ in converters)}
+    lines = ["def load(data):"]
+    if unknown == RAISE:
+        lines.append("    if type(data) is not dict or not known.issuperset(data): raise NotPlain")
+    else:
+        lines.append("    if type(data) is not dict: raise NotPlain")
+    lines.append("    out = dict_class()")
+    for i, (name, field, convert) in enumerate(converters):
+        in_key = field.data_key if field.data_key is not None else name
+        out_key = field.attribute or name
+        lines.append(f"    value = data.get({in_key!r}, missing)")
+        lines.append("    if value is missing:")
+        if field.required:
+            lines.append("        raise NotPlain")
+        elif field.load_default is missing:
+            lines.append("        pass")
+        elif callable(field.load_default):
+            names[f"default_{i}"] = field.load_default
+            lines.append(f"        out[{out_key!r}] = default_{i}()")
+        else:
+            names[f"default_{i}"] = field.load_default
+            lines.append(f"        out[{out_key!r}] = default_{i}")
+        expected = _scalar_type(field)
+        if expected is not None:
+            names[f"type_{i}"] = expected
+            lines.append(f"    elif type(value) is type_{i}:")
+            if field.validators:  # as _with_validators: anything a validator raises, or False, is not plain
+                lines.append("        try:")
+                for j, check in enumerate(field.validators):
+                    names[f"check_{i}_{j}"] = check
+                    lines.append(f"            if check_{i}_{j}(value) is False: raise NotPlain")
+                lines.append("        except Exception: raise NotPlain from None")
+            lines.append(f"        out[{out_key!r}] = value")
+            if field.allow_none:
+                lines.append("    elif value is None:")
+                lines.append(f"        out[{out_key!r}] = None")
+            lines.append("    else:")
+            lines.append("        raise NotPlain")
+        else:
+            names[f"convert_{i}"] = convert
+            lines.append("    else:")
+            lines.append(f"        out[{out_key!r}] = convert_{i}(value)")
+    if schema._hooks[VALIDATES_SCHEMA]:
+        names.update(schema=schema, ErrorStore=ErrorStore, unknown=unknown)
+        lines += [
+            "    store = ErrorStore()",
+            "    for pass_collection in (True, False):",
+            "        schema._invoke_schema_validators(",
+            "            error_store=store, pass_collection=pass_collection, data=out, original_data=data,",
+            "            many=False, partial=None, unknown=unknown, field_errors=False)",
+            "    if store.errors: raise NotPlain",
+        ]
+    lines.append("    return out")
+    source = "\n".join(lines)
+    exec(compile(source, f"<contract loader {type(schema).__name__}>", "exec"), names)  # noqa: S102 - our own source
+    return names["load"]
 
 
 # ---- fields ------------------------------------------------------------------------
