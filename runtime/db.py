@@ -62,6 +62,8 @@ def runtime_tables(metadata: MetaData):
 
 #: the batch (``DatabaseCore.batch``) open in this green thread: ``(core, _Held)``
 _BATCH = contextvars.ContextVar("runtime_db_batch", default=None)
+#: PostgreSQL: the transaction this green thread holds open (a unit's or a batch's): ``(core, _Held)``
+_WRITING = contextvars.ContextVar("runtime_db_writing", default=None)
 
 
 class AlreadyHandled(Exception):
@@ -182,9 +184,28 @@ class _Savepoint:
         self.rollback(conn, {})
         self.release(conn, {})
 
+    @contextlib.contextmanager
+    def within(self, held):
+        """The held transaction's connection, in this savepoint: released on success,
+        rolled back on error. A failed rollback breaks the holder's transaction."""
+        conn = held.conn
+        if held.broken is not None:
+            raise held.broken
+        self.begin(conn, {})
+        try:
+            yield conn
+            self.release(conn, {})
+        except BaseException:
+            try:
+                self.undo(conn)
+            except Exception as exc:  # the transaction is gone (e.g. a lost connection)
+                held.broken = held.broken or exc
+            raise
+
 
 _UNIT = _Savepoint("unit")  # a member of a group (GroupCommit)
 _MEMBER = _Savepoint("member")  # a unit inside a batch
+_READ = _Savepoint("read")  # a read inside a held transaction (PostgreSQL, DatabaseCore.read)
 
 
 class _Group:
@@ -420,6 +441,7 @@ class DatabaseCore:
         try:
             trans = conn.begin()
             held = _Held(conn)
+            token = _WRITING.set((self, held))
             try:
                 yield held
                 if held.broken is not None:
@@ -427,6 +449,8 @@ class DatabaseCore:
             except BaseException:
                 trans.rollback()
                 raise
+            finally:
+                _WRITING.reset(token)
             started = time.perf_counter()
             trans.commit()
             self._committed_units(time.perf_counter() - started, held.units)
@@ -437,20 +461,9 @@ class DatabaseCore:
     @contextlib.contextmanager
     def _member(self, held, event):
         """A unit inside a batch: a savepoint in the batch's transaction."""
-        conn = held.conn
-        if held.broken is not None:
-            raise held.broken
-        _MEMBER.begin(conn, {})
-        try:
+        with _MEMBER.within(held) as conn:
             tx = self._begin_unit(conn, event)
             yield tx
-            _MEMBER.release(conn, {})
-        except BaseException:
-            try:
-                _MEMBER.undo(conn)
-            except Exception as exc:  # the batch's transaction is gone: the batch fails
-                held.broken = held.broken or exc
-            raise
         held.keep(tx)
 
     def _begin_unit(self, conn, event):
@@ -487,7 +500,21 @@ class DatabaseCore:
 
     @contextlib.contextmanager
     def read(self):
-        """A read-only connection (no write lock; WAL readers do not block)."""
+        """A read-only connection (no write lock; WAL readers do not block).
+
+        On PostgreSQL, a read inside a transaction this green thread holds on this database
+        (a unit's or a batch's, e.g. an event handler's read in its batch) runs on that
+        transaction's connection, in a savepoint. A second connection per worker could
+        exhaust the pool: with as many workers as connections, each holding one and waiting
+        for another, they would all wait for the pool's timeout, a wait no database can see.
+        On SQLite the group's single writer never waits for a reader. Such a read therefore
+        sees the transaction's uncommitted writes on PostgreSQL and not on SQLite: code that
+        needs its own writes reads them through ``tx.conn``."""
+        writing = _WRITING.get()
+        if writing is not None and writing[0] is self:
+            with _READ.within(writing[1]) as conn:
+                yield conn
+            return
         conn = self.read_engine.connect()
         try:
             yield conn

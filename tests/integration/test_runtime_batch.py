@@ -1,11 +1,12 @@
 """A batch (``DatabaseCore.batch``): units of work run one after another in one
 transaction, each in its own savepoint, committed once at the end. What the event
 subscription relies on when it hands several events to one worker, on both backends."""
+import eventlet
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from runtime.db import AlreadyHandled, runtime_tables
+from runtime.db import AlreadyHandled, make_engine, runtime_tables
 from tests.support.databases import migrated_core
 from tests.support.fakes import submitted
 
@@ -25,7 +26,9 @@ def core(make_db_url):
 
 
 def visible(core, table=notes):
-    with core.read() as conn:
+    """What another connection sees (``core.read()`` inside a held PostgreSQL transaction
+    reads on that transaction's own connection)."""
+    with core.read_engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar()
 
 
@@ -125,3 +128,27 @@ def test_on_commit_callbacks_run_after_the_commit_that_carried_their_unit_and_no
         unit("b3")
         assert calls == [("alone", 1)]  # nothing yet: the batch has not committed
     assert calls == [("alone", 1), ("b1", 3), ("b3", 3)]
+
+
+def test_workers_reading_inside_their_batches_never_wait_for_the_pool(core):
+    """As many workers as the pool has connections, each in a batch that reads with
+    ``core.read()`` and then writes: on PostgreSQL each batch holds a connection, so a read
+    on a second one would wait for the pool's timeout in every worker at once."""
+    core.engine = make_engine(core.url, pool_size=2, max_overflow=0, pool_timeout=3)
+    core.read_engine = core.engine.execution_options(readonly=True)
+
+    def worker(name):
+        with core.batch():
+            with core.transaction() as tx:
+                tx.conn.execute(insert(notes), {"text": name})
+            eventlet.sleep(0.2)  # the other worker opens its batch (on SQLite it queues for the lock)
+            with core.read() as conn:
+                conn.execute(select(func.count()).select_from(notes)).scalar()
+            with core.transaction() as tx:
+                tx.conn.execute(insert(notes), {"text": f"{name} after its read"})
+
+    threads = [eventlet.spawn(worker, name) for name in ("a", "b")]
+    with eventlet.Timeout(20):
+        for thread in threads:
+            thread.wait()
+    assert visible(core) == 4
