@@ -225,7 +225,7 @@ def _collect(conn):
 class ReplyListener(NamekoReplyListener):
     """nameko's reply listener, consuming without acknowledgements: a reply is useful
     only to the caller waiting for it now, so redelivering one buys nothing. Replies are
-    decoded by the json module alone (:mod:`runtime.consume`)."""
+    decoded by :mod:`runtime.jsoncodec` (:mod:`runtime.consume`)."""
 
     class ReplyConsumer(NamekoReplyListener.ReplyConsumer, JsonConsumer):
         no_ack = True  # nameko's checks for lost replies, then the JSON consumer's consumer
@@ -296,7 +296,7 @@ class ServiceRpc(NamekoServiceRpc):
 
 class RpcConsumer(NamekoRpcConsumer):
     """nameko's RPC consumer, replying through the container's :class:`AmqpLink`;
-    requests are decoded by the json module alone (:mod:`runtime.consume`)."""
+    requests are decoded by :mod:`runtime.jsoncodec` (:mod:`runtime.consume`)."""
 
     consumer_cls = JsonConsumer
     link = AmqpLink()
