@@ -7,14 +7,15 @@ another service dumped it through the same contract — so most of marshmallow's
 proving what is already true.
 
 ``loader(schema)`` builds, once per schema instance, a plain function that loads data
-*only when it is plainly valid* (its source is written for the schema's fields and compiled,
-so that a load runs no loop over fields and calls no function for a scalar field): exact JSON types (``str``, ``int``, ``bool``, ``list``,
+*only when it is plainly valid*: exact JSON types (``str``, ``int``, ``bool``, ``list``,
 ``dict``), every field's own validators passed, no unknown key, every required field
-present, the schema's ``@validates_schema`` hooks passed. It returns exactly what
-``schema.load`` would (the same keys, defaults and types). For anything else — a value
-marshmallow would coerce (``"5"`` for an integer), a missing required field, a validator
-that refuses, an unknown key — it raises :class:`NotPlain` and the caller hands the data
-to marshmallow, which decides and words the errors. The fast path can therefore never
+present, the schema's ``@validates_schema`` hooks passed. Its source is written for the
+schema's fields and compiled, so a load runs no loop over fields and calls no function
+for a scalar field's type test. It returns exactly what ``schema.load`` would (the same
+keys, defaults and types). For anything else — a value marshmallow would coerce (``"5"``
+for an integer), a missing required field, a validator that refuses, an unknown key — it
+raises :class:`NotPlain` and the caller hands the data to marshmallow, which decides and
+words the errors. The fast path can therefore never
 accept what marshmallow refuses, nor refuse what it accepts; it can only skip work.
 ``tests/unit/test_contract_fastpath.py`` checks that on every contract against random
 valid and broken inputs.
