@@ -223,6 +223,10 @@ def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_no
                      message="both instances' counters caught up with the answers")
             by_other = handled_there(other)
             assert handled_here(here) >= 1 and by_other >= 1
+            # each instance's relay marks the rows it published, in a transaction of its own: a
+            # process stopped inside one would hold SQLite's write lock until it is killed
+            wait_for(lambda: security_db.relay.pending()[0] == 0, timeout=10,
+                     message="both instances' outboxes relayed and marked")
 
             # 2. the other process hangs with requests in hand (the broker has pushed it up to its
             #    prefetch), then crashes: the survivor answers everything it can, but not those
