@@ -11,8 +11,7 @@ nameko's ``event_handler`` acks and drops a message whose handler fails, and its
   fit is dead-lettered at once (retrying cannot fix it);
 * treats :class:`~runtime.db.AlreadyHandled` as success, so redeliveries are no-ops;
 * hands the events that arrived together to one worker (``EVENT_BATCH``, at most 32 by
-  default), which runs the handler once per event, in the order of their projects, inside
-  one database batch
+  default), which runs the handler once per event inside one database batch
   (:meth:`runtime.db.DatabaseCore.batch`): each event's transaction in its own savepoint,
   one commit for all, each message acked, dead-lettered or returned by its own event's
   outcome once that commit is done. ``EVENT_BATCH: 1`` gives each event its own worker.
@@ -122,10 +121,6 @@ class _Item:
         self.elapsed = 0.0
 
 
-def _project_order(item):
-    return item.envelope.get("correlation_id") or ""
-
-
 class EventBatch:
     """Events handed to one worker. Until the worker starts (``claimed``), events that
     arrive join it; the worker handles them one after another in one database batch."""
@@ -139,16 +134,11 @@ class EventBatch:
 
     def run(self, service, handler):
         """Call ``handler(service, envelope)`` for each event; each event's exception is
-        kept on its item. Raises only what fails the batch as a whole (its commit).
-
-        The events go in the order of their project (the correlation id), those of one
-        project in the order they came. A handler locks its project's rows, and the batch
-        holds every lock until its commit: two batches taking the same projects in opposite
-        orders would deadlock on PostgreSQL, and one of them would fail and be retried."""
+        kept on its item. Raises only what fails the batch as a whole (its commit)."""
         self.claimed = True
         core = self.entrypoint.database()
         with core.batch() if core is not None else contextlib.nullcontext():
-            for item in sorted(self.items, key=_project_order):
+            for item in self.items:
                 logs.update_context(**event_fields(item.envelope))
                 started = time.perf_counter()
                 try:

@@ -7,7 +7,6 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, eve
 from sqlalchemy.exc import IntegrityError
 
 from runtime.db import AlreadyHandled, make_engine, runtime_tables
-from runtime.messaging import EventBatch, _Item
 from tests.support.databases import migrated_core
 from tests.support.fakes import submitted
 
@@ -15,7 +14,6 @@ md = MetaData()
 runtime_tables(md)
 notes = Table("notes", md, Column("id", Integer, primary_key=True), Column("text", String(50), nullable=False))
 Table("parents", md, Column("id", Integer, primary_key=True))
-projects = Table("projects", md, Column("code", String(20), primary_key=True), Column("events", Integer, nullable=False))
 children = Table("children", md, Column("id", Integer, primary_key=True),
                  Column("parent_id", Integer, ForeignKey("parents.id", deferrable=True, initially="DEFERRED"),
                         nullable=False))
@@ -154,50 +152,3 @@ def test_workers_reading_inside_their_batches_never_wait_for_the_pool(core):
         for thread in threads:
             thread.wait()
     assert visible(core) == 4
-
-
-class _Subscription:
-    """What an event batch asks of its subscription: the database and the expected errors."""
-
-    expected_exceptions = (AlreadyHandled,)
-
-    def __init__(self, core):
-        self.core = core
-
-    def database(self):
-        return self.core
-
-
-def test_two_event_batches_with_the_same_projects_in_opposite_orders_do_not_deadlock(core):
-    """Each handler locks its project's row until its batch commits. Batch A got events
-    about X then Y, batch B about Y then X: taken in arrival order, on PostgreSQL each would
-    hold one row and wait for the other's, and PostgreSQL would fail one of them."""
-    with core.transaction() as tx:
-        tx.conn.execute(insert(projects), [{"code": "X", "events": 0}, {"code": "Y", "events": 0}])
-    order = {"a": [], "b": []}
-
-    def handler(batch_name):
-        def handle(service, env):
-            with core.transaction(event=env) as tx:
-                code = env["correlation_id"]
-                tx.conn.execute(select(projects).where(projects.c.code == code).with_for_update())
-                tx.conn.execute(projects.update().where(projects.c.code == code).values(events=projects.c.events + 1))
-                order[batch_name].append((code, env["event_id"]))
-            eventlet.sleep(0.3)  # the other batch takes its first lock meanwhile
-        return handle
-
-    def run(batch_name, events):
-        batch = EventBatch(_Subscription(core))
-        batch.items = [_Item(dict(envelope(event_id), correlation_id=code), None) for event_id, code in events]
-        batch.run(None, handler(batch_name))
-        return [exc for _, exc in batch.outcomes()]
-
-    a = eventlet.spawn(run, "a", [("a1", "X"), ("a2", "Y"), ("a3", "X")])
-    b = eventlet.spawn(run, "b", [("b1", "Y"), ("b2", "X")])
-    with eventlet.Timeout(30):
-        outcomes = a.wait() + b.wait()
-    assert outcomes == [None] * 5
-    # by project, and one project's events in the order they came
-    assert order == {"a": [("X", "a1"), ("X", "a3"), ("Y", "a2")], "b": [("X", "b2"), ("Y", "b1")]}
-    with core.read() as conn:
-        assert dict(conn.execute(select(projects.c.code, projects.c.events)).all()) == {"X": 3, "Y": 2}
