@@ -133,12 +133,10 @@ def _generate_loader(schema, unknown, converters):
             lines.append("        raise NotPlain")
         elif field.load_default is missing:
             lines.append("        pass")
-        elif callable(field.load_default):
-            names[f"default_{i}"] = field.load_default
-            lines.append(f"        out[{out_key!r}] = default_{i}()")
         else:
             names[f"default_{i}"] = field.load_default
-            lines.append(f"        out[{out_key!r}] = default_{i}")
+            call = "()" if callable(field.load_default) else ""
+            lines.append(f"        out[{out_key!r}] = default_{i}{call}")
         expected = _scalar_type(field)
         if expected is not None:
             names[f"type_{i}"] = expected

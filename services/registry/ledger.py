@@ -21,10 +21,6 @@ def _iso(value):
     return value.isoformat() + "Z" if isinstance(value, dt.datetime) else value
 
 
-def _json(value):
-    return jsoncodec.dumps(value)
-
-
 # Statements used on every project are built once, with bound parameters, and run on the
 # cursor (runtime.sql.Prepared): building a statement, and SQLAlchemy's work around each
 # execution, cost more than SQLite running it (bench/README.md). An UPDATE without
@@ -79,9 +75,9 @@ SUMMARY_COLUMNS = [c for c in projects.c if c.name != "application"]
 def insert_project(conn, values):
     now = utcnow()
     row = dict(values)
-    row["intake_findings"] = _json(row.get("intake_findings") or [])
-    row["application"] = _json(row["application"])
-    row["reasons"] = _json(row.get("reasons") or [])
+    row["intake_findings"] = jsoncodec.dumps(row.get("intake_findings") or [])
+    row["application"] = jsoncodec.dumps(row["application"])
+    row["reasons"] = jsoncodec.dumps(row.get("reasons") or [])
     row.setdefault("revision", 0)
     row.setdefault("returns", 0)
     row["created_at"] = now
@@ -92,7 +88,7 @@ def insert_project(conn, values):
 def update_project(conn, code, **values):
     for key in ("intake_findings", "application", "reasons", "approval_conditions"):
         if key in values and not isinstance(values[key], str) and values[key] is not None:
-            values[key] = _json(values[key])
+            values[key] = jsoncodec.dumps(values[key])
     values["updated_at"] = utcnow()
     values["b_code"] = code
     _UPDATE_PROJECT.run(conn, values)

@@ -12,10 +12,6 @@ from runtime.sql import Prepared
 from .models import case_opinions, cases, experts
 
 
-def _dumps(value):
-    return jsoncodec.dumps(value)
-
-
 # Statements of every saga step, built once with bound parameters and run on the cursor
 # (runtime.sql.Prepared: SQLAlchemy's work around each execution costs more than SQLite
 # running it). An UPDATE without ``.values()`` sets the columns named in its parameters.
@@ -59,7 +55,7 @@ class ReviewRepository:
             expert_failures=case["expert_failures"],
             barred_until=case.get("barred_until"),
             document_no=(case.get("approval") or {}).get("document_no"),
-            body=_dumps(case),
+            body=jsoncodec.dumps(case),
             updated_at=utcnow(),
         )
         if new:
