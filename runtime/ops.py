@@ -77,6 +77,7 @@ class Instrumentation(DependencyProvider):
         self.service = self.container.service_name
         self._started = {}
         self.counts = collections.Counter()
+        self._metrics = {}  # (kind, method, outcome) -> _children(...)
 
     def worker_setup(self, worker_ctx):
         self._started[worker_ctx] = time.perf_counter()
@@ -120,16 +121,28 @@ class Instrumentation(DependencyProvider):
         if entrypoint.method_name not in OPS_ROUTES:
             # one line per call or event: with the worker's context, what happened and how long it took
             log.info("%s handled", kind, extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
+        metrics = self._metrics.get((kind, entrypoint.method_name, outcome))
+        if metrics is None:
+            metrics = self._metrics[(kind, entrypoint.method_name, outcome)] = self._children(kind, entrypoint, outcome)
+        if metrics:
+            count, duration = metrics
+            count.inc()
+            duration.observe(elapsed)
+
+    def _children(self, kind, entrypoint, outcome):
+        """The counter and the histogram of one entrypoint and outcome, or ``()`` for those
+        not counted. Looked up once: ``labels()`` cost more than the increment."""
         if kind == "event":
             event = getattr(entrypoint, "event_type", entrypoint.method_name)
-            m.EVENTS_HANDLED.labels(self.service, event, outcome).inc()
-            m.EVENT_DURATION.labels(self.service, event, outcome).observe(elapsed)
-        elif kind == "rpc":
-            m.RPC_REQUESTS.labels(self.service, entrypoint.method_name, outcome).inc()
-            m.RPC_DURATION.labels(self.service, entrypoint.method_name, outcome).observe(elapsed)
-        elif kind == "http" and entrypoint.method_name not in OPS_ROUTES:
-            m.HTTP_REQUESTS.labels(self.service, entrypoint.method_name, outcome).inc()
-            m.HTTP_DURATION.labels(self.service, entrypoint.method_name, outcome).observe(elapsed)
+            return (m.EVENTS_HANDLED.labels(self.service, event, outcome),
+                    m.EVENT_DURATION.labels(self.service, event, outcome))
+        if kind == "rpc":
+            return (m.RPC_REQUESTS.labels(self.service, entrypoint.method_name, outcome),
+                    m.RPC_DURATION.labels(self.service, entrypoint.method_name, outcome))
+        if kind == "http" and entrypoint.method_name not in OPS_ROUTES:
+            return (m.HTTP_REQUESTS.labels(self.service, entrypoint.method_name, outcome),
+                    m.HTTP_DURATION.labels(self.service, entrypoint.method_name, outcome))
+        return ()
 
     def start(self):
         from .health import watch_consumers
