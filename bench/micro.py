@@ -192,13 +192,14 @@ def statement_paths(n=5000):
 
 
 def read_paths(n=5000):
-    """A read as the services read (``DatabaseCore.read``: a pooled connection, BEGIN, one
-    select by key through ``Prepared``, close) with its BEGIN run by SQLAlchemy's
-    ``exec_driver_sql`` (before step 14) and on the DBAPI connection (``runtime.db`` now),
-    against raw ``sqlite3`` on one open connection (the floor)."""
+    """A read as the services read (one select by key through ``Prepared``): on a pooled
+    connection, BEGIN, close, with the BEGIN run by SQLAlchemy's ``exec_driver_sql``
+    (before step 14) and on the DBAPI connection (steps 14–15); ``DatabaseCore.read`` now
+    (step 16: on SQLite the connection stays open between reads, rolled back); against raw
+    ``sqlite3`` on one open connection (the floor)."""
     import sqlite3
     from sqlalchemy import create_engine, event
-    from runtime.db import runtime_tables, utcnow
+    from runtime.db import DatabaseCore, runtime_tables, utcnow
     from runtime.sql import Prepared
     directory = tempfile.mkdtemp(prefix="govpm-micro-")
     metadata = MetaData()
@@ -236,13 +237,21 @@ def read_paths(n=5000):
         raw.rollback()
         return row
 
+    core = DatabaseCore(url, metadata, "micro", synchronous="NORMAL")
+
+    def kept(_):
+        with core.read() as conn:
+            return by_key.first(conn, {"event_id": "probe"})
+
     try:
         return [(name, _per_call_us(fn, n)) for name, fn in (
-            ("BEGIN by exec_driver_sql (before step 14)", read(before)),
-            ("BEGIN on the DBAPI connection (runtime.db)", read(now)),
+            ("pooled, BEGIN by exec_driver_sql (before step 14)", read(before)),
+            ("pooled, BEGIN on the DBAPI connection (steps 14-15)", read(now)),
+            ("kept between reads (runtime.db, step 16)", kept),
             ("raw sqlite3, one open connection", floor),
         )]
     finally:
+        core.dispose()
         raw.close()
         now.dispose()
         before.dispose()
@@ -360,7 +369,7 @@ def main():
     _section(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied",
              rows)
     _section("one statement in an open transaction (SQLite): the inbox row", statement_paths())
-    _section("a read (SQLite): connection, BEGIN, one select by key, close", read_paths())
+    _section("a read (SQLite): one select by key, with its connection and transaction", read_paths())
     for title, rows in json_costs():
         _section(f"JSON: {title}", rows)
     _section("a unit of work writing one inbox row, and its commit (SQLite, WAL)", commit_styles())

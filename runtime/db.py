@@ -264,6 +264,9 @@ class GroupCommit:
         self.lock = threading.Lock()
         self.waiting = 0
         self.group = None
+        # the writer's connection, kept open between groups: taking one from the pool and
+        # closing it cost as much as a small unit's statements
+        self.idle = None
 
     @contextlib.contextmanager
     def hold(self):
@@ -272,10 +275,11 @@ class GroupCommit:
         self._acquire()
         group = self.group
         if group is None:
-            conn = self.core.engine.connect()
+            conn, self.idle = self.idle or self.core.engine.connect(), None
             try:
                 conn.begin()
             except BaseException:
+                conn.invalidate()
                 conn.close()
                 self.lock.release()
                 raise
@@ -341,11 +345,13 @@ class GroupCommit:
         except BaseException as exc:
             group.error = exc
         try:
-            if group.error is not None:
+            if group.error is None:
+                self.idle = group.conn  # the next group's
+            else:
                 # a failed COMMIT can leave SQLite's transaction open on the connection;
                 # discarding the DBAPI connection rolls it back instead of pooling it
                 group.conn.invalidate()
-            group.conn.close()
+                group.conn.close()
         finally:
             self.lock.release()
             group.done.set()
@@ -360,6 +366,8 @@ class DatabaseCore:
     no mapped objects, and a Core statement executed on a connection costs about a third
     of the same statement through a session (bench/README.md, step 7)."""
 
+    IDLE_READERS = 4  # SQLite: read connections kept open between reads (of the pool's 15)
+
     def __init__(self, url, metadata, service_name, migrations=None, synchronous=None):
         self.url = url
         self.metadata = metadata
@@ -370,6 +378,9 @@ class DatabaseCore:
         # SQLite allows one writer: units of work queue in this process and share commits
         self._writers = GroupCommit(self) if self.is_sqlite else None
         self.read_engine = self.engine.execution_options(readonly=True)
+        # SQLite: read connections kept open between reads (PostgreSQL's pool pings each
+        # connection it hands out, which a kept connection would skip)
+        self._idle_readers = [] if self.is_sqlite else None
         self.outbox = metadata.tables["outbox"]
         self.inbox = metadata.tables["inbox"]
         # built once: a statement built per call costs more than executing it
@@ -502,6 +513,10 @@ class DatabaseCore:
     def read(self):
         """A read-only connection (no write lock; WAL readers do not block).
 
+        On SQLite the connection stays open after the read, its transaction rolled back, for
+        the next read (at most ``IDLE_READERS`` wait so): taking a connection from the pool
+        and closing it cost twice the read itself (``python -m bench.micro``, "a read").
+
         On PostgreSQL, a read inside a transaction this green thread holds on this database
         (a unit's or a batch's, e.g. an event handler's read in its batch) runs on that
         transaction's connection, in a savepoint. A second connection per worker could
@@ -515,18 +530,37 @@ class DatabaseCore:
             with _READ.within(writing[1]) as conn:
                 yield conn
             return
-        conn = self.read_engine.connect()
+        idle = self._idle_readers
+        if idle is None:
+            conn = self.read_engine.connect()
+            try:
+                yield conn
+            finally:
+                conn.close()  # rolls back the transaction the first statement began
+            return
+        conn = idle.pop() if idle else self.read_engine.connect()
         try:
             yield conn
-        finally:
-            conn.close()  # rolls back the transaction the first statement began
+            conn.rollback()  # ends the read's transaction: the next read sees what was committed since
+        except BaseException:
+            conn.close()
+            raise
+        if len(idle) < self.IDLE_READERS and not conn.invalidated:
+            idle.append(conn)
+        else:
+            conn.close()
 
     def ping(self):
         # on the read engine: on SQLite a write connection would BEGIN IMMEDIATE and wait, in
         # C and so holding the whole process, for a writer of this process to finish
-        with self.read_engine.connect() as conn:
+        with self.read() as conn:
             conn.exec_driver_sql("SELECT 1")
         return True
 
     def dispose(self):
+        while self._idle_readers:
+            self._idle_readers.pop().close()
+        if self._writers is not None and self._writers.idle is not None:
+            self._writers.idle.close()
+            self._writers.idle = None
         self.engine.dispose()

@@ -336,7 +336,7 @@ class RpcConsumer(NamekoRpcConsumer):
             result = None
             content_type, content_encoding, body = encode({"result": None, "error": error}, serializer)
         self.link.publish(
-            get_rpc_exchange().name, message.properties["reply_to"], body, content_type=content_type,
+            self.queue.exchange.name, message.properties["reply_to"], body, content_type=content_type,
             content_encoding=content_encoding, correlation_id=message.properties.get("correlation_id"),
             delivery_mode=TRANSIENT,
         )

@@ -170,10 +170,15 @@ def test_sqlite_a_failed_commit_fails_every_unit_of_its_group(deferred_core):
 
     with core.transaction() as tx:
         tx.conn.execute(insert(deferred.tables["parents"]), {"id": 1})
+    kept = core._writers.idle  # the writer's connection stays open between groups
+    with core.transaction() as tx:
+        assert tx.conn is kept
     # the middle unit's row breaks a deferred foreign key: only the COMMIT finds it, and
     # the two good units committed with it are not on disk either
     outcomes = run_all([(add_child, (pid,), {}) for pid in (1, 404, 1)])
     assert all(isinstance(outcome, IntegrityError) for outcome in outcomes), outcomes
+    # the failed group's connection is discarded, not kept for the next group
+    assert kept.closed and core._writers.idle is None
     with core.read() as conn:
         assert conn.execute(select(func.count()).select_from(children)).scalar() == 0
     assert handed == []
