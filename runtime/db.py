@@ -307,6 +307,12 @@ class GroupCommit:
         if group.error is not None:
             raise group.error
 
+    def close(self):
+        """Close the connection kept for the next group."""
+        idle, self.idle = self.idle, None
+        if idle is not None:
+            idle.close()
+
     def _acquire(self):
         self.waiting += 1
         try:
@@ -530,25 +536,19 @@ class DatabaseCore:
             with _READ.within(writing[1]) as conn:
                 yield conn
             return
-        idle = self._idle_readers
-        if idle is None:
-            conn = self.read_engine.connect()
-            try:
-                yield conn
-            finally:
-                conn.close()  # rolls back the transaction the first statement began
-            return
+        idle = self._idle_readers  # None on PostgreSQL
         conn = idle.pop() if idle else self.read_engine.connect()
         try:
             yield conn
-            conn.rollback()  # ends the read's transaction: the next read sees what was committed since
+            if idle is not None:
+                conn.rollback()  # ends the read's transaction: the next read sees what was committed since
         except BaseException:
             conn.close()
             raise
-        if len(idle) < self.IDLE_READERS and not conn.invalidated:
+        if idle is not None and len(idle) < self.IDLE_READERS and not conn.invalidated:
             idle.append(conn)
         else:
-            conn.close()
+            conn.close()  # rolls back the transaction the first statement began
 
     def ping(self):
         # on the read engine: on SQLite a write connection would BEGIN IMMEDIATE and wait, in
@@ -560,7 +560,6 @@ class DatabaseCore:
     def dispose(self):
         while self._idle_readers:
             self._idle_readers.pop().close()
-        if self._writers is not None and self._writers.idle is not None:
-            self._writers.idle.close()
-            self._writers.idle = None
+        if self._writers is not None:
+            self._writers.close()
         self.engine.dispose()

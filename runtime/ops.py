@@ -117,13 +117,14 @@ class Instrumentation(DependencyProvider):
                 outcome = "error"
             elif outcome == "success" and status >= 400:
                 outcome = "rejected"
-        self.counts[(kind, entrypoint.method_name, outcome)] += 1
+        key = (kind, entrypoint.method_name, outcome)
+        self.counts[key] += 1
         if entrypoint.method_name not in OPS_ROUTES:
             # one line per call or event: with the worker's context, what happened and how long it took
             log.info("%s handled", kind, extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
-        metrics = self._metrics.get((kind, entrypoint.method_name, outcome))
+        metrics = self._metrics.get(key)
         if metrics is None:
-            metrics = self._metrics[(kind, entrypoint.method_name, outcome)] = self._children(kind, entrypoint, outcome)
+            metrics = self._metrics[key] = self._children(kind, entrypoint, outcome)
         if metrics:
             count, duration = metrics
             count.inc()
