@@ -25,6 +25,7 @@ from runtime.dependencies import Database
 from runtime.ops import Instrumentation, OpsEndpoints
 from runtime.rpc import ServiceRpc
 from runtime.sql import Prepared
+from runtime.web import json_response
 
 from . import auth, schemas
 from .models import metadata, tokens, users
@@ -40,26 +41,21 @@ log = logging.getLogger(__name__)
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 
-def _json(status, body):
-    return Response(jsoncodec.dumpb(body, default=str), status=status,
-                    mimetype="application/json")
-
-
 # One table maps every failure to an HTTP status and error body.
 def error_response(exc):
     if isinstance(exc, DomainError):
         body = {"code": exc.data.get("code", exc.code)}
         body.update({k: v for k, v in exc.data.items() if k != "code"})
-        return _json(exc.http_status, {"error": body})
+        return json_response(exc.http_status, {"error": body})
     if isinstance(exc, eventlet.Timeout) or type(exc).__name__ in ("RpcTimeout", "UnknownService"):
-        return _json(503, {"error": {"code": "service_unavailable", "message_zh": "相关部门服务暂不可用，请稍后重试",
+        return json_response(503, {"error": {"code": "service_unavailable", "message_zh": "相关部门服务暂不可用，请稍后重试",
                                      "message_en": "an agency service is unavailable; try again later"}})
     if isinstance(exc, RemoteError):
         log.error("remote error: %s", exc.exc_type)
-        return _json(502, {"error": {"code": "upstream_error", "message_zh": "部门服务处理出错",
+        return json_response(502, {"error": {"code": "upstream_error", "message_zh": "部门服务处理出错",
                                      "message_en": f"an agency service failed ({exc.exc_type})"}})
     log.exception("gateway error")
-    return _json(500, {"error": {"code": "internal_error", "message_zh": "网关内部错误",
+    return json_response(500, {"error": {"code": "internal_error", "message_zh": "网关内部错误",
                                  "message_en": "internal error"}})
 
 
@@ -139,7 +135,7 @@ class GatewayService(OpsEndpoints):
             result = handler(self, principal=principal, body=body, request=request, **path_values)
             if isinstance(result, Response):
                 return result
-            return _json(spec.status, result)
+            return json_response(spec.status, result)
         except Exception as exc:  # noqa: BLE001 - mapped by one table
             return error_response(exc)
 

@@ -12,10 +12,9 @@ import logging
 import time
 
 from nameko.extensions import DependencyProvider
-from runtime.web import http
+from runtime.web import http, json_response
 from werkzeug.wrappers import Response
 
-from . import jsoncodec
 from . import logs
 from . import metrics as m
 from .messaging import EventBatch, event_fields
@@ -156,10 +155,6 @@ class Instrumentation(DependencyProvider):
         return self  # ops endpoints reach the container through it
 
 
-def _json(status, body):
-    return Response(jsoncodec.dumpb(body), status=status, mimetype="application/json")
-
-
 class OpsEndpoints:
     """Mixin: ``/metrics``, ``/health/live``, ``/health/ready``.
 
@@ -177,10 +172,11 @@ class OpsEndpoints:
 
     @http("GET", "/health/live")
     def ops_live(self, request):
-        return _json(200, {"status": "live", "service": self.name})
+        return json_response(200, {"status": "live", "service": self.name})
 
     @http("GET", "/health/ready")
     def ops_ready(self, request):
         from .health import readiness
         ok, checks = readiness(self.instrumentation.container)
-        return _json(200 if ok else 503, {"status": "ready" if ok else "not_ready", "service": self.name, "checks": checks})
+        return json_response(200 if ok else 503,
+                             {"status": "ready" if ok else "not_ready", "service": self.name, "checks": checks})

@@ -16,11 +16,17 @@ from nameko import config
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp, parse_address
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
+from . import jsoncodec
 from .workers import SignatureOnce
 
 log = logging.getLogger(__name__)
+
+
+def json_response(status, body):
+    """``body`` as a JSON answer (what JSON does not know, a date say, as its text)."""
+    return Response(jsoncodec.dumpb(body, default=str), status=status, mimetype="application/json")
 
 
 class _WsgiApp(WsgiApp):
