@@ -18,7 +18,7 @@ from sqlalchemy import (
     Column, DateTime, Index, Integer, MetaData, String, Table, Text, create_engine, event,
     insert, select, text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from contracts import dump
 from contracts.events import EnvelopeSchema, schema_for
@@ -68,6 +68,22 @@ _WRITING = contextvars.ContextVar("runtime_db_writing", default=None)
 
 class AlreadyHandled(Exception):
     """The event id is in the inbox: the event was processed before."""
+
+
+class LockBusy(Exception):
+    """PostgreSQL: a unit of a batch waited for a row lock that another transaction holds,
+    while the batch held locks of its own (:meth:`DatabaseCore.batch`). The unit was rolled
+    back; whoever runs the batch commits what it holds and runs the unit again, first in a
+    new batch, where it may wait as any transaction does."""
+
+
+#: PostgreSQL: how long a unit of a batch may wait for a row lock once the batch holds locks
+#: of its own. Two batches that each lock rows the other then needs would wait for each
+#: other until PostgreSQL's ``deadlock_timeout`` (1 s) and lose one unit to
+#: ``DeadlockDetected``; a batch that stops waiting first commits and frees its locks.
+BATCH_LOCK_WAIT = "10ms"
+_LIMIT_LOCK_WAIT = Prepared(text(f"SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'"))
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE lock_not_available: lock_timeout ran out
 
 
 #: SQLite's ``PRAGMA synchronous`` (config ``SQLITE_SYNCHRONOUS``). ``FULL``, the default,
@@ -226,7 +242,7 @@ class _Held:
     the commit (events, callbacks), how many units it ran, and the error that broke its
     transaction, if one did."""
 
-    __slots__ = ("conn", "records", "callbacks", "units", "broken")
+    __slots__ = ("conn", "records", "callbacks", "units", "broken", "waits_limited")
 
     def __init__(self, conn):
         self.conn = conn
@@ -234,6 +250,7 @@ class _Held:
         self.callbacks = []
         self.units = 0
         self.broken = None
+        self.waits_limited = False  # PostgreSQL: lock_timeout set for the rest of the batch
 
     def keep(self, tx):
         """A unit of work succeeded: its events and callbacks go with this commit."""
@@ -477,10 +494,24 @@ class DatabaseCore:
 
     @contextlib.contextmanager
     def _member(self, held, event):
-        """A unit inside a batch: a savepoint in the batch's transaction."""
-        with _MEMBER.within(held) as conn:
-            tx = self._begin_unit(conn, event)
-            yield tx
+        """A unit inside a batch: a savepoint in the batch's transaction.
+
+        On PostgreSQL, once the batch holds the locks of a unit that succeeded, a later
+        unit that waits longer than ``BATCH_LOCK_WAIT`` for a row lock is rolled back and
+        raises :class:`LockBusy`: holding locks while waiting for another's is how two
+        batches deadlock. (SQLite's single writer takes no row locks.)"""
+        if held.units and self._writers is None and not held.waits_limited:
+            # outside the unit's savepoint: a SET LOCAL in a savepoint that rolls back is undone
+            _LIMIT_LOCK_WAIT.run(held.conn, {})
+            held.waits_limited = True
+        try:
+            with _MEMBER.within(held) as conn:
+                tx = self._begin_unit(conn, event)
+                yield tx
+        except OperationalError as exc:
+            if held.waits_limited and getattr(exc.orig, "pgcode", None) == _LOCK_NOT_AVAILABLE:
+                raise LockBusy(str(exc.orig).strip()) from exc
+            raise
         held.keep(tx)
 
     def _begin_unit(self, conn, event):

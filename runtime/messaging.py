@@ -35,7 +35,7 @@ from . import jsoncodec
 from . import logs
 from .config import positive_int
 from .consume import JsonConsumer
-from .db import AlreadyHandled, DatabaseCore
+from .db import AlreadyHandled, DatabaseCore, LockBusy
 from .workers import spawn_if_room
 
 log = logging.getLogger(__name__)
@@ -125,34 +125,54 @@ class EventBatch:
     """Events handed to one worker. Until the worker starts (``claimed``), events that
     arrive join it; the worker handles them one after another in one database batch."""
 
-    __slots__ = ("entrypoint", "items", "claimed")
+    __slots__ = ("entrypoint", "items", "claimed", "committed")
 
     def __init__(self, entrypoint):
         self.entrypoint = entrypoint
         self.items = []
         self.claimed = False
+        self.committed = 0  # the first events, whose work was committed in an earlier batch
 
     def run(self, service, handler):
         """Call ``handler(service, envelope)`` for each event; each event's exception is
-        kept on its item. Raises only what fails the batch as a whole (its commit)."""
+        kept on its item. Raises only what fails the batch as a whole (its commit).
+
+        On PostgreSQL an event whose unit would wait for a row lock while the batch holds
+        locks (:class:`runtime.db.LockBusy`) ends the batch there: the events before it are
+        committed, and it runs again first in a new batch."""
         self.claimed = True
         core = self.entrypoint.database()
-        with core.batch() if core is not None else contextlib.nullcontext():
-            for item in self.items:
-                logs.update_context(**event_fields(item.envelope))
-                started = time.perf_counter()
-                try:
-                    handler(service, item.envelope)
-                except Exception as exc:  # noqa: BLE001 - this event's outcome, settled after the commit
-                    item.exc_info = sys.exc_info()
-                    if not isinstance(exc, self.entrypoint.expected_exceptions):
-                        log.error("error handling event: %s", exc, exc_info=item.exc_info)
+        while self.committed < len(self.items):
+            with core.batch() if core is not None else contextlib.nullcontext():
+                end = self._run_from(self.committed, service, handler)
+            self.committed = end
+
+    def _run_from(self, start, service, handler):
+        """Handle the events from ``start`` on; the index of the event that found its lock
+        busy, or the number of events."""
+        for index in range(start, len(self.items)):
+            item = self.items[index]
+            logs.update_context(**event_fields(item.envelope))
+            started = time.perf_counter()
+            try:
+                handler(service, item.envelope)
+            except Exception as exc:  # noqa: BLE001 - this event's outcome, settled after the commit
+                if isinstance(exc, LockBusy) and index > start:  # (a batch's first unit may wait)
+                    log.info("event waits for a lock another transaction holds; "
+                             "the batch commits first and runs it again")
+                    return index
+                item.exc_info = sys.exc_info()
+                if not isinstance(exc, self.entrypoint.expected_exceptions):
+                    log.error("error handling event: %s", exc, exc_info=item.exc_info)
+            finally:
                 item.elapsed = time.perf_counter() - started
+        return len(self.items)
 
     def outcomes(self, exc_info=None):
         """``(item, exc_info)`` for each event; ``exc_info`` of the whole batch stands for
-        every event that did not fail on its own (none of their work was committed)."""
-        return [(item, item.exc_info or exc_info) for item in self.items]
+        every event that did not fail on its own and was not committed before it."""
+        return [(item, item.exc_info or (exc_info if index >= self.committed else None))
+                for index, item in enumerate(self.items)]
 
 
 class Subscribe(Consumer):

@@ -1,12 +1,17 @@
 """A batch (``DatabaseCore.batch``): units of work run one after another in one
 transaction, each in its own savepoint, committed once at the end. What the event
 subscription relies on when it hands several events to one worker, on both backends."""
+import types
+
 import eventlet
 import pytest
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, event, func, insert, select
+from sqlalchemy import (
+    Column, ForeignKey, Integer, MetaData, String, Table, event, func, insert, select, update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from runtime.db import AlreadyHandled, make_engine, runtime_tables
+from runtime.db import AlreadyHandled, LockBusy, make_engine, runtime_tables
+from runtime.messaging import EventBatch, _Item
 from tests.support.databases import migrated_core
 from tests.support.fakes import submitted
 
@@ -155,3 +160,93 @@ def test_workers_reading_inside_their_batches_never_wait_for_the_pool(core):
     # reader's, kept open between uses
     with core.read() as conn:
         assert conn.execute(select(func.count()).select_from(notes)).scalar() == 4
+
+
+def _rows(core, *texts):
+    with core.transaction() as tx:
+        for text in texts:
+            tx.conn.execute(insert(notes), {"text": text})
+
+
+def _note(conn, row, text):
+    conn.execute(update(notes).where(notes.c.id == row).values(text=text))
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])  # SQLite's single writer takes no row locks
+def test_a_batch_holding_locks_does_not_wait_for_another_lock_and_its_first_unit_does(core):
+    _rows(core, "one", "two")
+    holder_has_row_2, release = eventlet.Event(), eventlet.Event()
+
+    def holder():  # another writer keeps row 2 locked until released
+        with core.transaction() as tx:
+            _note(tx.conn, 2, "holder")
+            holder_has_row_2.send()
+            release.wait()
+
+    thread = eventlet.spawn(holder)
+    holder_has_row_2.wait()
+    try:
+        with eventlet.Timeout(10), core.batch():  # waiting would last until the holder is released
+            with core.transaction(event=envelope("e1")) as tx:
+                _note(tx.conn, 1, "batch")
+            with pytest.raises(LockBusy):  # the batch holds row 1: no waiting for row 2
+                with core.transaction(event=envelope("e2")) as tx:
+                    _note(tx.conn, 2, "batch")
+    finally:
+        release.send()
+        thread.wait()
+    with core.read() as conn:
+        assert dict(conn.execute(select(notes.c.id, notes.c.text)).all()) == {1: "batch", 2: "holder"}
+        # the busy unit's inbox row went with it: it runs again
+        assert list(conn.execute(select(core.inbox.c.event_id)).scalars()) == ["e1"]
+
+    # a batch's first unit holds nothing yet: it waits for the lock, as any transaction does
+    holder_has_row_2.reset()
+    release.reset()
+    thread = eventlet.spawn(holder)
+    holder_has_row_2.wait()
+    eventlet.spawn_after(0.3, release.send)
+    with core.batch():
+        with core.transaction(event=envelope("e2")) as tx:
+            _note(tx.conn, 2, "batch, after the holder")
+    thread.wait()
+    with core.read() as conn:
+        assert conn.execute(select(notes.c.text).where(notes.c.id == 2)).scalar() == "batch, after the holder"
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+def test_two_event_batches_locking_rows_in_opposite_orders_both_commit_every_event(core):
+    """Batch a updates row 1 then row 2, batch b row 2 then row 1, each taking its second
+    row only once the other holds its first: the cycle PostgreSQL would break after
+    ``deadlock_timeout`` by failing one event with ``DeadlockDetected``. Each batch instead
+    commits its first event and runs the second again in a new batch."""
+    _rows(core, "one", "two")
+    holds_first = {"a": eventlet.Event(), "b": eventlet.Event()}
+    commits = []
+    event.listen(core.engine, "commit", lambda conn: commits.append(1))
+
+    def handler(_service, envelope):
+        with core.transaction(event=envelope) as tx:
+            _note(tx.conn, envelope["row"], envelope["event_id"])
+        if envelope["first"]:
+            holds_first[envelope["batch"]].send()
+            holds_first["b" if envelope["batch"] == "a" else "a"].wait()
+
+    def run(name, rows):
+        batch = EventBatch(types.SimpleNamespace(database=lambda: core, expected_exceptions=()))
+        for i, row in enumerate(rows):
+            batch.items.append(_Item(dict(envelope(f"{name}{i}"), row=row, first=i == 0, batch=name), None))
+        batch.run(None, handler)
+        return batch
+
+    threads = [eventlet.spawn(run, "a", (1, 2)), eventlet.spawn(run, "b", (2, 1))]
+    with eventlet.Timeout(20):
+        batches = [thread.wait() for thread in threads]
+    for batch in batches:
+        assert [exc_info for _item, exc_info in batch.outcomes()] == [None, None]
+    # one batch or both committed their first event alone (the other's wait may end first)
+    assert len(commits) >= 3
+    with core.read() as conn:
+        assert sorted(conn.execute(select(core.inbox.c.event_id)).scalars()) == ["a0", "a1", "b0", "b1"]
+        # each row's second writer ran after the first one's commit
+        assert dict(conn.execute(select(notes.c.id, notes.c.text)).all()) == {1: "b1", 2: "a1"}
