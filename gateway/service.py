@@ -70,11 +70,29 @@ class TokenCacheProvider(DependencyProvider):
         return self.cache
 
 
+class Seconds(DependencyProvider):
+    """A setting in seconds (> 0) that workers read as a number. A value that is not one
+    stops the gateway at start, with an error naming the setting in Chinese and English."""
+
+    def __init__(self, key, default):
+        self.key = key
+        self.default = default
+        self.seconds = None
+
+    def setup(self):
+        self.seconds = seconds(self.key, config.get(self.key, self.default), positive=True)
+
+    def get_dependency(self, worker_ctx):
+        return self.seconds
+
+
 class GatewayService(OpsEndpoints):
     name = "gateway"
 
     db = Database(metadata, MIGRATIONS)
     token_cache = TokenCacheProvider()
+    rpc_deadline = Seconds("RPC_TIMEOUT_SECONDS", 15)  # how long a request waits for an agency service
+    token_ttl = Seconds("TOKEN_TTL_SECONDS", 12 * 3600)  # how long a login lasts
     instrumentation = Instrumentation()
     registry_rpc = ServiceRpc("registry")
     review_rpc = ServiceRpc("review")
@@ -94,8 +112,7 @@ class GatewayService(OpsEndpoints):
 
     def result(self, pending):
         """The reply to a :meth:`call_async` request, within the RPC deadline."""
-        timeout = float(config.get("RPC_TIMEOUT_SECONDS", 15))
-        with eventlet.Timeout(timeout):
+        with eventlet.Timeout(self.rpc_deadline):
             return pending.result()
 
     def authenticate(self, request):
@@ -154,8 +171,7 @@ class GatewayService(OpsEndpoints):
         if row is None or not row.active or not auth.verify_password(body["password"], row.password_hash):
             raise Unauthorized(message_zh="用户名或密码错误", message_en="wrong username or password")
         token, digest = auth.new_token()
-        ttl = int(config.get("TOKEN_TTL_SECONDS", 12 * 3600))
-        expires = utcnow() + dt.timedelta(seconds=ttl)
+        expires = utcnow() + dt.timedelta(seconds=self.token_ttl)
         with self.db.transaction() as tx:
             tx.conn.execute(tokens.insert().values(token_hash=digest, user_id=row.user_id, expires_at=expires))
         return {"token": token, "expires_at": expires.isoformat() + "Z", "user": self._user_view(row)}

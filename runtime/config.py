@@ -34,14 +34,18 @@ def positive_int(name, value):
     return number
 
 
-def seconds(name, value):
-    """``value`` of setting ``name`` as a number of seconds ≥ 0; otherwise the error that
-    stops the service at start, naming the setting in Chinese and English."""
+def seconds(name, value, *, positive=False):
+    """``value`` of setting ``name`` as a number of seconds ≥ 0 (> 0 if ``positive``: a
+    deadline or a pause); otherwise the error that stops the service at start, naming the
+    setting in Chinese and English."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = -1.0
-    if not number >= 0:  # also refuses NaN
+    if positive and not number > 0:  # also refuses NaN
+        raise ValueError(f"配置项 {name} 须为大于 0 的秒数，而不是 {value!r} / config {name} must be a number of "
+                         f"seconds > 0, not {value!r}")
+    if not number >= 0:
         raise ValueError(f"配置项 {name} 须为不小于 0 的秒数，而不是 {value!r} / config {name} must be a number of "
                          f"seconds ≥ 0, not {value!r}")
     return number

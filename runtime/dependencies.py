@@ -10,7 +10,7 @@ from contracts import dump, load
 from contracts.errors import EXPECTED
 from contracts.rpc import contract
 
-from .config import one_of
+from .config import one_of, positive_int, seconds
 from .db import DatabaseCore
 from .messaging import declare_dead_letters, declare_topology_for_publisher
 from .outbox import OutboxRelay
@@ -51,13 +51,13 @@ class Database(DependencyProvider):
         # DATABASES lets several services share one process (tests); DB_URL is the usual key
         url = (config.get("DATABASES") or {}).get(service) or config.get("DB_URL") \
             or "sqlite:///var/{}.db".format(service)
-        # a wrong SQLITE_SYNCHRONOUS stops the service here, at start (runtime.db)
+        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH or OUTBOX_POLL_SECONDS stops the service here, at start
         self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations,
                                  synchronous=config.get("SQLITE_SYNCHRONOUS"))
         self.relay = OutboxRelay(
             self.core, config["AMQP_URI"],
-            batch_size=int(config.get("OUTBOX_BATCH", 500)),
-            poll_interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+            batch_size=positive_int("OUTBOX_BATCH", config.get("OUTBOX_BATCH", 500)),
+            poll_interval=seconds("OUTBOX_POLL_SECONDS", config.get("OUTBOX_POLL_SECONDS", 1.0), positive=True),
             on_published=self._count_published,
         )
         if config.get("DECLARE_TOPOLOGY", True):

@@ -51,7 +51,7 @@ class Poison(Exception):
 
 
 def delivery_limit():
-    return int(config.get("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
+    return positive_int("DELIVERY_LIMIT", config.get("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
 
 
 def event_fields(envelope):

@@ -200,10 +200,15 @@ def test_a_remembered_token_is_still_refused_once_it_expires(two_gateways):
     assert requests.get(f"{a}/api/v1/me", headers=token).status_code == 401
 
 
-def test_a_cache_time_that_is_not_a_number_stops_the_gateway_at_start(vhost_uri, make_db_url):
+@pytest.mark.parametrize("key, value", [
+    ("TOKEN_CACHE_SECONDS", "one"), ("RPC_TIMEOUT_SECONDS", "0"), ("RPC_TIMEOUT_SECONDS", "soon"),
+    ("TOKEN_TTL_SECONDS", "a day"), ("TOKEN_TTL_SECONDS", "-60"),
+])
+def test_a_time_setting_that_is_not_a_number_of_seconds_stops_the_gateway_at_start(
+        vhost_uri, make_db_url, key, value):
     with config.patch({"AMQP_URI": vhost_uri, "DATABASES": {"gateway": make_db_url("gateway")},
-                       "WEB_SERVER_ADDRESS": "127.0.0.1:0", "TOKEN_CACHE_SECONDS": "one"}):
+                       "WEB_SERVER_ADDRESS": "127.0.0.1:0", key: value}):
         container = ServiceContainer(GatewayService)
-        with pytest.raises(ValueError, match="TOKEN_CACHE_SECONDS.*秒.*seconds"):
+        with pytest.raises(ValueError, match=f"{key}.*秒.*seconds"):
             container.start()
         container.kill()

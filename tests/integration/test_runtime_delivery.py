@@ -187,14 +187,21 @@ def test_events_that_arrive_together_share_a_commit_and_each_keeps_its_own_outco
     assert retries and all(r["code"] == "C-B07" for r in retries)
 
 
-@pytest.mark.parametrize("value", ["0", "many"])
-def test_a_wrong_event_batch_setting_stops_the_service_with_a_clear_error(cfg, value):
-    with config.patch({"EVENT_BATCH": value}):
+@pytest.mark.parametrize("key, value, zh, en", [
+    ("EVENT_BATCH", "0", "正整数", "positive integer"),
+    ("EVENT_BATCH", "many", "正整数", "positive integer"),
+    ("DELIVERY_LIMIT", "0", "正整数", "positive integer"),
+    ("OUTBOX_BATCH", "all", "正整数", "positive integer"),
+    ("OUTBOX_POLL_SECONDS", "0", "大于 0 的秒数", "seconds > 0"),
+    ("OUTBOX_POLL_SECONDS", "soon", "大于 0 的秒数", "seconds > 0"),
+])
+def test_a_wrong_delivery_setting_stops_the_service_with_a_clear_error(cfg, key, value, zh, en):
+    with config.patch({key: value}):
         container = ServiceContainer(Sink)
-        with pytest.raises(ValueError, match="EVENT_BATCH") as raised:
+        with pytest.raises(ValueError, match=key) as raised:
             container.start()
         container.kill()
-    assert "正整数" in str(raised.value) and "positive integer" in str(raised.value)
+    assert zh in str(raised.value) and en in str(raised.value)
 
 
 @pytest.mark.parametrize("batch, visible", [(1, 1), (32, 0)])

@@ -83,3 +83,12 @@ def test_a_bad_number_of_seconds_is_refused_in_both_languages(value):
     with pytest.raises(ValueError) as info:
         seconds("TOKEN_CACHE_SECONDS", value)
     assert "TOKEN_CACHE_SECONDS" in str(info.value) and "秒" in str(info.value) and "seconds" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_a_deadline_or_a_pause_must_be_more_than_zero_seconds(value):
+    with pytest.raises(ValueError) as info:
+        seconds("RPC_TIMEOUT_SECONDS", value, positive=True)
+    assert "RPC_TIMEOUT_SECONDS" in str(info.value) and "大于 0 的秒数" in str(info.value) \
+        and "seconds > 0" in str(info.value)
+    assert seconds("RPC_TIMEOUT_SECONDS", "0.5", positive=True) == 0.5
