@@ -39,7 +39,7 @@ DB_COMMIT_DURATION = Histogram("govpm_db_commit_duration_seconds",
                                "Time a database COMMIT took (on SQLite with synchronous=FULL: the disk sync).",
                                ["service"], buckets=(0.0005,) + BUCKETS, registry=REGISTRY)
 DB_UNITS_PER_COMMIT = Histogram("govpm_db_units_per_commit",
-                                "Units of work a commit carried (SQLite group commit; 1 on PostgreSQL).",
+                                "Units of work a commit carried (an event batch; on SQLite also a group commit).",
                                 ["service"], buckets=(1, 2, 4, 8, 16, 32), registry=REGISTRY)
 DEAD_LETTERS = Gauge("govpm_dead_letter_messages", "Messages waiting in the service's dead-letter queue.",
                      ["service"], registry=REGISTRY)
