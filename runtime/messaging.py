@@ -139,7 +139,9 @@ class EventBatch:
 
         On PostgreSQL an event whose unit would wait for a row lock while the batch holds
         locks (:class:`runtime.db.LockBusy`) ends the batch there: the events before it are
-        committed, and it runs again first in a new batch."""
+        committed, and it runs again first in a new batch. That relies on what every
+        handler does anyway: all of an event's work in its one ``transaction(event=…)``,
+        whose inbox row makes a second run a no-op."""
         self.claimed = True
         core = self.entrypoint.database()
         while self.committed < len(self.items):
