@@ -42,12 +42,10 @@ def seconds(name, value, *, positive=False):
         number = float(value)
     except (TypeError, ValueError):
         number = -1.0
-    if positive and not number > 0:  # also refuses NaN
-        raise ValueError(f"配置项 {name} 须为大于 0 的秒数，而不是 {value!r} / config {name} must be a number of "
-                         f"seconds > 0, not {value!r}")
-    if not number >= 0:
-        raise ValueError(f"配置项 {name} 须为不小于 0 的秒数，而不是 {value!r} / config {name} must be a number of "
-                         f"seconds ≥ 0, not {value!r}")
+    low_zh, low_en, fits = ("大于 0", "> 0", number > 0) if positive else ("不小于 0", "≥ 0", number >= 0)
+    if not fits:  # also refuses NaN
+        raise ValueError(f"配置项 {name} 须为{low_zh} 的秒数，而不是 {value!r} / config {name} must be a number of "
+                         f"seconds {low_en}, not {value!r}")
     return number
 
 
