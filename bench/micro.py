@@ -9,6 +9,9 @@ in one process (no broker, a temporary SQLite file):
   (``CONTRACT_CHECKS``), each through ``contracts`` (its fast path, step 11) and by
   marshmallow alone;
 * a case-shaped document copied by ``copy.deepcopy`` and by review's ``_copy`` (step 11);
+* review's saga taking one project of the approval run from submission to approval, each
+  step on the case decoded from its JSON as the service reads it, with the case copied at
+  every step and taken as it is (step 18);
 * one statement run by SQLAlchemy's Core execute and by ``runtime.sql.Prepared`` (step 12),
   and a savepoint with its release run both ways (step 13);
 * a read: a pooled connection, its BEGIN, one select by key and the close, with the BEGIN
@@ -150,6 +153,64 @@ def case_copies(n=2000):
     return size, [(name, _per_call_us(fn, n)) for name, fn in (
         ("copy.deepcopy (before step 11)", lambda i: copy.deepcopy(case)),
         ("a copy of JSON-shaped data (the saga's _copy)", lambda i: _copy(case)),
+    )]
+
+
+def saga_project(n=200):
+    """review's saga, one project of the approval run (dalate, every signature automatic)
+    from submission to approval: every step gets the case decoded from its JSON, as the
+    service reads it from its row, and the opinions and documents arrive as in the run.
+    The saga copies each case it is given, or takes it (``takes_cases``, step 18)."""
+    import datetime as dt
+    import random
+    from bench.approvals import application, write_auto_profile
+    from policy import load_profile
+    from runtime import jsoncodec
+    from services.review.domain import Saga
+
+    directory = tempfile.mkdtemp(prefix="bench-micro-profile-")
+    try:
+        write_auto_profile(directory)
+        profile = load_profile("dalate", directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        load_profile.cache_clear()
+    app = application(1)
+    project = {"code": "2026-150621-00001-1", "jurisdiction": "dalate", "unit_id": "BENCH-U1",
+               "unit_name": "旗政务服务局", "name": app["name"], "kind": app["kind"], "amount": app["amount"]}
+    today = dt.date(2026, 11, 27)
+
+    def run(takes_cases):
+        saga = Saga(profile, today, experts=[], rng=random.Random(1), next_number=lambda year: 1,
+                    takes_cases=takes_cases)
+        row = jsoncodec.dumps(saga.submit(None, project=project, application=app, revision=1,
+                                          declared_on=today.isoformat()).case)
+        steps = 1
+        while True:
+            case = jsoncodec.loads(row)
+            if case["state"] != "in_progress":
+                return steps
+            stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
+            if stage["type"] == "documents":
+                missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
+                outcome, _ = saga.submit_document(case, unit_id=project["unit_id"], doc_type=missing[0],
+                                                  title=f"{missing[0]} v1")
+            else:
+                opinion = next(o for o in stage["opinions"] if o["status"] == "requested")
+                outcome = saga.opinion_issued(case, {
+                    "request_id": opinion["request_id"], "code": project["code"], "stage": stage["key"],
+                    "agency": opinion["agency"], "subject": opinion["subject"], "verdict": "approve",
+                    "findings": [], "conditions": [], "signed_by": "auto", "signed_at": "2026-11-27T00:00:00Z",
+                    "data": {}})
+            row = jsoncodec.dumps(outcome.case)
+            steps += 1
+
+    steps = run(False)
+    if run(True) != steps:
+        raise AssertionError("the saga took another path when it took its cases")
+    return steps, [(name, _per_call_us(lambda i: run(takes), n)) for name, takes in (
+        ("the case copied at each step (before step 18)", False),
+        ("the case taken as it is (takes_cases)", True),
     )]
 
 
@@ -367,6 +428,9 @@ def main():
     _section(f"an application ({size:,} bytes of JSON) through its contract", rows)
     size, rows = case_copies()
     _section(f"a case-shaped document ({size:,} bytes of JSON: 6 stages, 18 opinions, 15 history entries), copied",
+             rows)
+    steps, rows = saga_project()
+    _section(f"review's saga, one project of the approval run ({steps} steps, each on the case decoded from JSON)",
              rows)
     _section("one statement in an open transaction (SQLite): the inbox row", statement_paths())
     _section("a read (SQLite): one select by key, with its connection and transaction", read_paths())

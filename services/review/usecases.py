@@ -70,6 +70,7 @@ class ReviewCases:
             self.profile, self.today,
             experts=repo.experts, rng=self.rng, next_number=repo.next_document_number,
             own_agencies=OWN_AGENCIES, document_names=DOCUMENT_TYPES,
+            takes_cases=True,  # each case handed to it was just read from its row, and dropped after
         )
 
     # -- events --------------------------------------------------------------------------

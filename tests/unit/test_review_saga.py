@@ -631,3 +631,29 @@ def test_no_step_changes_the_case_it_was_given():
         seen.append(stage["key"])
         case = new
     assert seen == ALL_STAGES[:-1]
+
+
+def test_a_saga_that_takes_its_cases_steps_as_one_that_copies_them():
+    """``takes_cases=True`` (what the service runs: each case is just decoded from its row)
+    changes the case it is given instead of a copy, and nothing else: the same cases and
+    commands at every step as a saga that copies."""
+    def ids():
+        counter = itertools.count(1)
+        return lambda: f"id-{next(counter)}"
+
+    copying = make_saga(new_id=ids())
+    taking = make_saga(new_id=ids(), takes_cases=True)
+    case_c, case_t = open_case(copying, code="JJ-1").case, open_case(taking, code="JJ-1").case
+    assert case_c == case_t
+    seen = []
+    while case_c["state"] == "in_progress" and case_c["current_stage"] != "decision":
+        stage = current(case_c)
+        step = {"opinions": lambda saga, case: answer_stage(saga, case),
+                "documents": lambda saga, case: submit_documents(saga, case, stage["documents_required"]),
+                "experts": lambda saga, case: vote_all(saga, case, approvals=len(stage["panel"]["experts"]))}
+        given = case_t
+        (case_c, cmds_c), (case_t, cmds_t) = step[stage["type"]](copying, case_c), step[stage["type"]](taking, case_t)
+        assert case_t == case_c and cmds_t == cmds_c, f"{stage['key']} differs"
+        assert case_t is given, f"{stage['key']} copied the case it took"
+        seen.append(stage["key"])
+    assert seen == ALL_STAGES[:-1]
