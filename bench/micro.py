@@ -7,7 +7,7 @@ in one process (no broker, a temporary SQLite file):
   with statements built once (what they do now), and raw ``sqlite3`` (the floor);
 * a 1.9 KB application through its contract: load, dump, and dump with the check
   (``CONTRACT_CHECKS``), each through ``contracts`` (its fast path, step 11) and by
-  marshmallow alone;
+  marshmallow alone; the dump with the check also as two passes (before step 18);
 * a case-shaped document copied by ``copy.deepcopy`` and by review's ``_copy`` (step 11);
 * review's saga taking one project of the approval run from submission to approval, each
   step on the case decoded from its JSON as the service reads it, with the case copied at
@@ -114,12 +114,17 @@ def contract_costs(n=1000):
     from contracts import dump, load
     from contracts.application import ApplicationSchema
     from contracts.base import schema_instance
+    from contracts.fastpath import dumper, loader
     app = load(ApplicationSchema, application(1))
     schema = schema_instance(ApplicationSchema)
 
     def marshmallow_dump_and_check(_):
         data = schema.dump(app)
         assert not schema.validate(data)
+
+    def two_passes(_):  # contracts.dump with the check, steps 11 to 17: the fast dump, then the check of its copy
+        data = dumper(schema)(app)
+        loader(schema)(data)
 
     size = len(json.dumps(app, ensure_ascii=False).encode())
     return size, [(name, _per_call_us(fn, n)) for name, fn in (
@@ -128,6 +133,7 @@ def contract_costs(n=1000):
         ("dump (CONTRACT_CHECKS=events, an RPC result)", lambda i: dump(ApplicationSchema, app, check=False)),
         ("  marshmallow alone", lambda i: schema.dump(app)),
         ("dump and check (an event payload; strict: a result)", lambda i: dump(ApplicationSchema, app)),
+        ("  fast dump, then the check of its copy (before step 18)", two_passes),
         ("  marshmallow alone", marshmallow_dump_and_check),
         ("json.dumps (for scale)", lambda i: json.dumps(app, ensure_ascii=False)),
     )]

@@ -333,3 +333,51 @@ def _compile_dump_field(field, building):
     # marshmallow dumps None as None whatever the field
     base = _shape(field, building, _compile_dump_field, lambda f, b: _compile_dump_schema(f.schema, b))
     return None if base is None else _none_passes(base)
+
+
+# ---- dumping and checking in one pass -------------------------------------------------
+#
+# An event's payload is dumped and then checked: the dump copies the declared keys, the
+# check loads the copy. When a schema's dump cannot change plainly valid data — every
+# level refuses unknown keys, no field is renamed, has a dump default or is only loaded or
+# only dumped, and no hook runs around the dump — data the fast loader accepts is already
+# its own dump, so the check of the data itself is the whole work.
+
+
+def passthrough(schema):
+    """Whether ``schema.dump(data)`` equals ``data`` (the same keys, values and types)
+    for all data its fast loader accepts. Built once, kept on the instance."""
+    try:
+        return schema._contract_passthrough
+    except AttributeError:
+        schema._contract_passthrough = found = _passes_through(schema, schema.unknown, set())
+        return found
+
+
+def _passes_through(schema, unknown, seen):
+    key = _same_kind(schema, schema.dump_fields)
+    if key in seen:
+        return True  # a schema nested in itself: decided where it first appears
+    seen.add(key)
+    hooks = schema._hooks
+    if (schema.many or unknown != RAISE or schema.only is not None or schema.exclude
+            or hooks[PRE_DUMP] or hooks[POST_DUMP] or set(schema.load_fields) != set(schema.dump_fields)):
+        return False
+    return all(field.data_key is None and field.attribute is None and field.dump_default is missing
+               and _field_passes(field, seen) for field in schema.dump_fields.values())
+
+
+def _field_passes(field, seen):
+    if _scalar_type(field) is not None:
+        return True
+    kind = type(field)
+    if kind is fields.Dict:
+        return field.key_field is None and field.value_field is None
+    if kind is fields.List:
+        return _field_passes(field.inner, seen)
+    if kind is fields.Nested:
+        nested = field.schema
+        return not nested.many and _passes_through(
+            nested, field.unknown if field.unknown is not None else nested.unknown, seen)
+    return False
+

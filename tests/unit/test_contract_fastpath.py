@@ -5,6 +5,9 @@ marshmallow: on every contract, against random valid and broken inputs,
   values and types), and on data in its canonical form (what a dump produces) both agree
   both ways: the fast path accepts whatever marshmallow accepts there;
 * what the fast dumper returns is what ``schema.dump`` returns;
+* a checked dump (``contracts.dump``, what every event payload goes through) returns what
+  marshmallow's dump returns, or refuses with marshmallow's errors, including when it
+  takes the one-pass way for data that is already its own dump (``passthrough``);
 * ``contracts.load`` / ``contracts.dump`` give the same answers and the same bilingual
   errors with the fast path as without it.
 """
@@ -20,7 +23,7 @@ import contracts
 from contracts import ValidationFailed, dump, load
 from contracts.application import ApplicationSchema
 from contracts.base import ContractSchema, schema_instance
-from contracts.fastpath import NotPlain, dumper, loader
+from contracts.fastpath import NotPlain, dumper, loader, passthrough
 
 for _module in pkgutil.iter_modules(contracts.__path__):
     importlib.import_module(f"contracts.{_module.name}")
@@ -176,6 +179,91 @@ def test_fast_dump_is_marshmallow_dump(contract):
                 continue
             expected = schema.dump(obj)
             assert _same(got, expected), obj
+
+
+def _checked_by_marshmallow(schema, obj):
+    """What a checked dump must give: marshmallow's dump, or the errors its output gets."""
+    try:
+        data = schema.dump(obj)
+    except Exception as exc:  # noqa: BLE001 - a dump that fails must fail the same way
+        return "raises", type(exc)
+    errors = schema.validate(data)
+    return ("refused", errors) if errors else ("dumped", data)
+
+
+def _checked(schema, obj):
+    try:
+        return "dumped", dump(schema, obj, check=True)
+    except ValidationFailed as exc:
+        return "refused", exc
+    except Exception as exc:  # noqa: BLE001
+        return "raises", type(exc)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_checked_dump_is_marshmallows_dump_and_check(contract):
+    schema = schema_instance(contract)
+    rng = random.Random("checked:" + contract.__name__)
+    one_pass = 0
+    for _ in range(SAMPLES):
+        data = _object(schema, rng)
+        ok, loaded = _marshmallow(schema, data)
+        for obj in ([loaded] if ok else []) + [data, _break(data, rng)]:
+            kind, expected = _checked_by_marshmallow(schema, obj)
+            got_kind, got = _checked(schema, obj)
+            assert got_kind == kind, (obj, expected, got)
+            if kind == "dumped":
+                assert _same(got, expected), obj
+                one_pass += got is obj
+            elif kind == "refused":
+                assert got.errors, obj
+            else:
+                assert got is expected, obj
+    assert one_pass > 0, "no sample took the one-pass way"
+
+
+class _Renamed(ContractSchema):
+    name = fields.String(required=True, data_key="title")
+
+
+class _Defaulted(ContractSchema):
+    name = fields.String(required=True)
+    note = fields.String(dump_default="-")
+
+
+class _Lenient(ContractSchema):
+    class Meta:
+        unknown = "exclude"
+
+    name = fields.String(required=True)
+
+
+class _HoldsLenient(ContractSchema):
+    inner = fields.Nested(_Lenient, required=True)
+
+
+@pytest.mark.parametrize("schema, data, dumped", [
+    (_Renamed(), {"name": "a"}, {"title": "a"}),
+    (_Defaulted(), {"name": "a"}, {"name": "a", "note": "-"}),
+    (_Lenient(), {"name": "a", "extra": 1}, {"name": "a"}),
+    (_HoldsLenient(), {"inner": {"name": "a", "extra": 1}}, {"inner": {"name": "a"}}),
+])
+def test_a_dump_that_changes_data_never_takes_the_one_pass_way(schema, data, dumped):
+    # renamed keys, dump defaults, unknown keys left out (at any depth): the loader would
+    # accept the data as it is, but its dump differs, so the data is dumped and checked
+    assert not passthrough(schema)
+    got = dump(schema, data, check=True)
+    assert got == dumped and got is not data
+
+
+def test_passthrough_data_is_checked_in_one_pass():
+    app = {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s"}
+    assert passthrough(schema_instance(ApplicationSchema))
+    assert dump(ApplicationSchema, app) is app  # checked, and already its own dump
+    app["amount"] = -1
+    with pytest.raises(ValidationFailed) as exc:
+        dump(ApplicationSchema, app)
+    assert [(e["field"], e["rule"]) for e in exc.value.errors] == [("amount", "min")]
 
 
 def test_defaults_are_fresh_objects():
