@@ -25,14 +25,14 @@ its own pre/post-load functions, ``@pre_load``/``@post_load``/``@validates`` hoo
 ``unknown=INCLUDE``, dotted attributes) gets no fast path: ``loader`` returns ``None`` and
 marshmallow does all the work, as before.
 
-It reads two things marshmallow keeps private — a schema's hook table (``_hooks``) and
-``_invoke_schema_validators``, which runs the ``@validates_schema`` rules as ``load`` does
-— which is one reason marshmallow is pinned (requirements.txt); the differential test
-fails if either changes meaning.
+It reads a schema's hook table (``_hooks``), which marshmallow keeps private, and calls
+its ``@validates_schema`` rules as marshmallow's private ``_invoke_schema_validators``
+does for one object (the same arguments, in the same order). That is one reason
+marshmallow is pinned (requirements.txt); the differential test fails if either changes
+meaning.
 """
-from marshmallow import EXCLUDE, RAISE, fields
+from marshmallow import EXCLUDE, RAISE, ValidationError, fields
 from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
-from marshmallow.error_store import ErrorStore
 from marshmallow.utils import missing
 
 
@@ -157,16 +157,19 @@ def _generate_loader(schema, unknown, converters):
             names[f"convert_{i}"] = convert
             lines.append("    else:")
             lines.append(f"        out[{out_key!r}] = convert_{i}(value)")
-    if schema._hooks[VALIDATES_SCHEMA]:
-        names.update(schema=schema, ErrorStore=ErrorStore, unknown=unknown)
-        lines += [
-            "    store = ErrorStore()",
-            "    for pass_collection in (True, False):",
-            "        schema._invoke_schema_validators(",
-            "            error_store=store, pass_collection=pass_collection, data=out, original_data=data,",
-            "            many=False, partial=None, unknown=unknown, field_errors=False)",
-            "    if store.errors: raise NotPlain",
-        ]
+    hooks = schema._hooks[VALIDATES_SCHEMA]
+    if hooks:
+        # each @validates_schema rule called as marshmallow's _invoke_schema_validators calls
+        # it for one object — the collection's rules first, then the others — without its
+        # error store: the first refusal sends the data to marshmallow, which runs them all
+        names.update(ValidationError=ValidationError, unknown=unknown)
+        lines.append("    try:")
+        ordered = [hook for hook in hooks if hook[1]] + [hook for hook in hooks if not hook[1]]
+        for j, (attr_name, _, kwargs) in enumerate(ordered):
+            names[f"rule_{j}"] = getattr(schema, attr_name)
+            original = "data, " if kwargs.get("pass_original", False) else ""
+            lines.append(f"        rule_{j}(out, {original}partial=None, many=False, unknown=unknown)")
+        lines.append("    except ValidationError: raise NotPlain from None")
     lines.append("    return out")
     source = "\n".join(lines)
     exec(compile(source, f"<contract loader {type(schema).__name__}>", "exec"), names)  # noqa: S102 - our own source

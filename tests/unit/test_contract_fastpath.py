@@ -17,7 +17,7 @@ import random
 import string
 
 import pytest
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 import contracts
 from contracts import ValidationFailed, dump, load
@@ -329,6 +329,43 @@ def test_a_schema_nested_in_itself_has_a_fast_path():
     assert _same(dumper(schema)(schema.load(tree)), schema.dump(schema.load(tree)))
     with pytest.raises(NotPlain):
         loader(schema)({"name": "a", "children": [{"name": 1}]})
+
+
+class _Ruled(ContractSchema):
+    """Schema-level rules of each kind: on the loaded data, with the original data too, and
+    on the collection."""
+    low = fields.Integer(required=True)
+    high = fields.Integer(load_default=10)
+    seen = []
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        self.seen.append(("loaded", data.get("high"), kwargs["many"], kwargs["partial"]))
+        if data["low"] > data["high"]:
+            raise ValidationError("low above high", "low")
+
+    @validates_schema(pass_original=True)
+    def _no_explicit_default(self, data, original, **kwargs):
+        self.seen.append(("original", "high" in original))
+        if original.get("high") == 10:
+            raise ValidationError("say nothing for 10", "high")
+
+    @validates_schema(pass_collection=True)
+    def _collection(self, data, **kwargs):
+        self.seen.append(("collection",))
+
+
+@pytest.mark.parametrize("data", [{"low": 1}, {"low": 11}, {"low": 1, "high": 10}, {"low": 1, "high": 5},
+                                  {"low": 7, "high": 5}, {"low": 1, "high": 20}])
+def test_schema_level_rules_are_called_as_marshmallow_calls_them(data):
+    schema = _Ruled()
+    _Ruled.seen.clear()
+    ok, expected = _marshmallow(schema, data)
+    by_marshmallow, _Ruled.seen[:] = list(_Ruled.seen), []
+    fast_ok, got = _fast(schema, data)
+    assert fast_ok == ok and (not ok or _same(got, expected)), data
+    # the same calls with the same arguments, in the same order, up to the first refusal
+    assert _Ruled.seen == by_marshmallow[:len(_Ruled.seen)] and _Ruled.seen
 
 
 def test_a_field_type_without_fast_path_leaves_the_schema_to_marshmallow():
