@@ -1,0 +1,271 @@
+"""Instructions per unit of work, counted by valgrind's callgrind: a measure of CPU work that
+the host's phases do not move.
+
+On this kind of shared machine the same code's CPU time per approved project has moved by
+half between sessions, and side-by-side timings of a change worth a few per cent drown in
+that noise (bench/README.md, "Run to run"). callgrind counts the instructions a process
+executes instead of timing it: the same code, inputs and seed give the same count whatever
+else the machine does. It runs the code some fifty times slower, so the workloads here are
+small and in one process, with no broker:
+
+* ``contract-load``: a 1.9 KB application loaded through its contract (what every receiver
+  of a ``project_submitted`` or ``opinion_requested`` does);
+* ``contract-check``: the same application dumped with the check (what every event payload
+  carrying it goes through when it is emitted);
+* ``saga``: one project of the approval run (dalate, every signature automatic) through
+  review's saga, built as review's use cases build it, each step on the case decoded from
+  its JSON;
+* ``review-project``: the same project through review's use cases on a SQLite file, as the
+  service runs them without the broker: the project_submitted handler, every signed
+  opinion, the documents by RPC, with the case, its opinion index, the audit chain, the
+  inbox and the outbox written in each step's transaction. The driver reads the case
+  between steps to see what is pending and signs each opinion (Ed25519); both are the same
+  on either side of a comparison.
+
+Each workload runs twice under callgrind, ``n`` times and not at all, after the same
+set-up and warm-up; the difference over ``n`` is the count per unit. ``--against DIR`` (a
+``git worktree`` of another commit, with the venv linked in) counts the same workloads
+with that tree's code, side by side::
+
+    .venv/bin/python -m bench.instructions                          # every workload, this tree
+    .venv/bin/python -m bench.instructions saga review-project -n 20 --against /tmp/before
+
+Needs valgrind (Debian's ``valgrind`` package), which ``bench/setup.sh valgrind`` installs
+when it is missing; this script runs it first.
+"""
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THIS = os.path.abspath(__file__)
+
+#: name -> (unit, default n)
+WORKLOADS = {
+    "contract-load": ("load", 2000),
+    "contract-check": ("dump and check", 2000),
+    "saga": ("project", 100),
+    "review-project": ("project", 20),
+}
+TODAY = (2026, 11, 27)
+
+
+# ---- the workloads (run under callgrind, with the tree's code on the path) -------------------
+
+def _application():
+    from bench.approvals import application
+    return application(1)
+
+
+def _project(app, code):
+    return {"code": code, "jurisdiction": "dalate", "unit_id": "BENCH-U1", "unit_name": "旗政务服务局",
+            "name": app["name"], "kind": app["kind"], "amount": app["amount"]}
+
+
+def _auto_profile():
+    from bench.approvals import write_auto_profile
+    from policy import load_profile
+    directory = tempfile.mkdtemp(prefix="bench-instructions-profile-")
+    try:
+        write_auto_profile(directory)
+        return load_profile("dalate", directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        load_profile.cache_clear()
+
+
+class _Pool:
+    """What review's use cases give the saga: the expert pool and the document numbers."""
+
+    def experts(self):
+        return []
+
+    def next_document_number(self, year):
+        return 1
+
+
+def _contracts(which):
+    from contracts import dump, load
+    from contracts.application import ApplicationSchema
+    app = load(ApplicationSchema, _application())
+    if which == "load":
+        return lambda i: load(ApplicationSchema, app)
+    return lambda i: dump(ApplicationSchema, app)
+
+
+def _saga(profile):
+    import datetime as dt
+    from runtime import jsoncodec
+    from services.review.usecases import ReviewCases
+    today = dt.date(*TODAY)
+    cases = ReviewCases(None, profile, today)
+    app = _application()
+    project = _project(app, "2026-150621-00001-1")
+
+    def run(i):
+        import random
+        cases.rng = random.Random(i)
+        saga = cases._saga(_Pool())
+        row = jsoncodec.dumps(saga.submit(None, project=project, application=app, revision=1,
+                                          declared_on=today.isoformat()).case)
+        while True:
+            case = jsoncodec.loads(row)
+            if case["state"] != "in_progress":
+                return _approved(case)
+            stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
+            if stage["type"] == "documents":
+                missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
+                outcome, _ = saga.submit_document(case, unit_id=project["unit_id"], doc_type=missing[0],
+                                                  title=f"{missing[0]} v1")
+            else:
+                opinion = next(o for o in stage["opinions"] if o["status"] == "requested")
+                outcome = saga.opinion_issued(case, _opinion(project["code"], stage["key"], opinion))
+            row = jsoncodec.dumps(outcome.case)
+    return run
+
+
+def _approved(case):
+    if case["state"] != "approved":
+        raise AssertionError(f"the project ended {case['state']}, not approved: the workload is broken")
+
+
+def _opinion(code, stage, request):
+    return {"request_id": request["request_id"], "code": code, "stage": stage, "agency": request["agency"],
+            "subject": request["subject"], "verdict": "approve", "findings": [], "conditions": [],
+            "signed_by": "auto", "signed_at": "2026-11-27T00:00:00Z", "data": {}}
+
+
+def _review_project(profile, directory):
+    import datetime as dt
+    import random
+    import uuid
+
+    from nameko import config
+
+    from contracts.enums import AGENCY_SERVICE
+    from runtime import signing
+    from runtime.db import DatabaseCore
+    from services.review.models import metadata
+    from services.review.repository import ReviewRepository
+    from services.review.service import MIGRATIONS_DIR
+    from services.review.usecases import ReviewCases
+
+    config.update({"KEYS_DIR": os.path.join(directory, "keys")})
+    core = DatabaseCore(f"sqlite:///{directory}/review.db", metadata, "review", MIGRATIONS_DIR)
+    core.migrate()
+    today = dt.date(*TODAY)
+    cases = ReviewCases(core, profile, today, random.Random(1))
+    app = _application()
+
+    def envelope(event_type, source, payload, code):
+        return {"event_id": uuid.uuid4().hex, "event_type": event_type, "source": source,
+                "occurred_at": "2026-11-27T00:00:00Z", "correlation_id": code, "version": "1.0",
+                "payload": payload}
+
+    def run(i):
+        code = f"2026-150621-{i:05d}-1"
+        project = _project(app, code)
+        cases.project_submitted(envelope("project_submitted", "registry", {
+            "project": project, "application": app, "revision": 1, "declared_on": today.isoformat()}, code))
+        while True:
+            with core.read() as conn:
+                case = ReviewRepository(conn).get_case(code)
+            if case["state"] != "in_progress":
+                return _approved(case)
+            stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
+            request = next((o for o in stage["opinions"] if o["status"] == "requested"), None)
+            if request is not None:
+                service = AGENCY_SERVICE[request["agency"]]
+                opinion = _opinion(code, stage["key"], request)
+                opinion["signature"] = signing.keyring(service).sign(opinion)
+                cases.opinion_issued(envelope("opinion_issued", service, opinion, code))
+                continue
+            missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
+            cases.submit_document({"code": code, "unit_id": project["unit_id"], "doc_type": missing[0],
+                                   "title": f"{missing[0]} v1"})
+    return run
+
+
+def _run(workload, n):
+    """The runner: set up and warm up every workload, then run ``workload`` ``n`` times."""
+    import eventlet
+    eventlet.monkey_patch()  # as under ``nameko run``
+    sys.path.insert(0, os.getcwd())
+    directory = tempfile.mkdtemp(prefix="bench-instructions-")
+    try:
+        profile = _auto_profile()
+        runs = {"contract-load": _contracts("load"), "contract-check": _contracts("check"),
+                "saga": _saga(profile), "review-project": _review_project(profile, directory)}
+        for run in runs.values():  # the same set-up and warm-up whatever is measured
+            for i in range(3):
+                run(100_000 + i)
+        run = runs[workload]
+        for i in range(n):
+            run(i)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# ---- the driver ------------------------------------------------------------------------------
+
+def _count(tree, workload, n):
+    """Instructions of one runner process under callgrind."""
+    python = os.path.join(tree, ".venv", "bin", "python")
+    env = dict(os.environ, PYTHONPATH=tree, PYTHONHASHSEED="0")
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out",
+                               python, THIS, "--run", workload, str(n)],
+                              cwd=tree, env=env, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or not found:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"callgrind run failed ({tree}, {workload}, n={n}):\n{tail}")
+    return int(found.group(1))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=f"any of {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("-n", type=int, help="units per workload (default: each workload's own)")
+    parser.add_argument("--against", metavar="DIR", help="also count with the code of DIR (a git worktree)")
+    parser.add_argument("--run", nargs=2, metavar=("WORKLOAD", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run:
+        return _run(args.run[0], int(args.run[1]))
+    unknown = [w for w in args.workloads if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload {', '.join(unknown)} (choose from {', '.join(WORKLOADS)})")
+    if shutil.which("valgrind") is None:
+        subprocess.run([os.path.join(ROOT, "bench", "setup.sh"), "valgrind"], check=False)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("未找到 valgrind（Debian：apt-get install -y valgrind，或运行 bench/setup.sh）/ "
+                         "valgrind not found (Debian: apt-get install -y valgrind)")
+    workloads = args.workloads or list(WORKLOADS)
+    trees = [ROOT] + ([os.path.abspath(args.against)] if args.against else [])
+    for tree in trees:
+        if not os.path.exists(os.path.join(tree, ".venv", "bin", "python")):
+            raise SystemExit(f"{tree}: no .venv (link this tree's: ln -s {ROOT}/.venv {tree}/.venv)")
+    jobs = [(tree, None, 0) for tree in trees]
+    jobs += [(tree, w, args.n or WORKLOADS[w][1]) for tree in trees for w in workloads]
+    print(f"callgrind: {len(jobs)} runs, two at a time (each workload n times and the set-up alone) ...",
+          flush=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: _count(job[0], job[1] or workloads[0], job[2]), jobs)))
+    print(f"{'workload':<16} {'unit':<15} " + " ".join(f"{os.path.basename(t) or t:>16}" for t in trees)
+          + ("   change" if len(trees) > 1 else ""))
+    for w in workloads:
+        n = args.n or WORKLOADS[w][1]
+        per = [(counts[(tree, w, n)] - counts[(tree, None, 0)]) / n for tree in trees]
+        change = f"   {per[0] / per[1] - 1:+.1%}" if len(per) > 1 else ""
+        print(f"{w:<16} {WORKLOADS[w][0]:<15} " + " ".join(f"{p:>16,.0f}" for p in per) + change)
+    print("instructions per unit (callgrind); the first column is this tree")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
