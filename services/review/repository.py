@@ -43,8 +43,6 @@ class ReviewRepository:
 
     def save_case(self, case, *, new=False):
         values = dict(
-            jurisdiction=case["jurisdiction"],
-            unit_id=case["unit_id"],
             name=case["name"],
             kind=case["kind"],
             amount=case["amount"],
@@ -54,13 +52,19 @@ class ReviewRepository:
             returns=case["returns"],
             expert_failures=case["expert_failures"],
             barred_until=case.get("barred_until"),
-            document_no=(case.get("approval") or {}).get("document_no"),
             body=jsoncodec.dumps(case),
             updated_at=utcnow(),
         )
+        document_no = (case.get("approval") or {}).get("document_no")
         if new:
-            _INSERT_CASE.run(self.conn, dict(values, code=case["code"], created_at=values["updated_at"]))
+            _INSERT_CASE.run(self.conn, dict(values, code=case["code"], jurisdiction=case["jurisdiction"],
+                                             unit_id=case["unit_id"], document_no=document_no,
+                                             created_at=values["updated_at"]))
         else:
+            # a project's jurisdiction and unit never change, and its document number is set
+            # once: left out of the update, their indexes are not rewritten at every step
+            if document_no is not None:
+                values["document_no"] = document_no
             _UPDATE_CASE.run(self.conn, dict(values, b_code=case["code"]))
         self._index_opinions(case)
 
