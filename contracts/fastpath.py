@@ -358,7 +358,7 @@ def passthrough(schema):
 
 
 def _passes_through(schema, unknown, seen):
-    key = _same_kind(schema, schema.dump_fields)
+    key = (_same_kind(schema, schema.dump_fields), unknown)
     if key in seen:
         return True  # a schema nested in itself: decided where it first appears
     seen.add(key)
@@ -383,4 +383,3 @@ def _field_passes(field, seen):
         return not nested.many and _passes_through(
             nested, field.unknown if field.unknown is not None else nested.unknown, seen)
     return False
-

@@ -242,11 +242,23 @@ class _HoldsLenient(ContractSchema):
     inner = fields.Nested(_Lenient, required=True)
 
 
+class _Plain(ContractSchema):
+    name = fields.String(required=True)
+
+
+class _HoldsPlainTwice(ContractSchema):
+    strict = fields.Nested(_Plain, required=True)
+    lenient = fields.Nested(_Plain, required=True, unknown="exclude")
+
+
 @pytest.mark.parametrize("schema, data, dumped", [
     (_Renamed(), {"name": "a"}, {"title": "a"}),
     (_Defaulted(), {"name": "a"}, {"name": "a", "note": "-"}),
     (_Lenient(), {"name": "a", "extra": 1}, {"name": "a"}),
     (_HoldsLenient(), {"inner": {"name": "a", "extra": 1}}, {"inner": {"name": "a"}}),
+    # the same schema twice, the second time leaving unknown keys out
+    (_HoldsPlainTwice(), {"strict": {"name": "a"}, "lenient": {"name": "b", "extra": 1}},
+     {"strict": {"name": "a"}, "lenient": {"name": "b"}}),
 ])
 def test_a_dump_that_changes_data_never_takes_the_one_pass_way(schema, data, dumped):
     # renamed keys, dump defaults, unknown keys left out (at any depth): the loader would
