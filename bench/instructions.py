@@ -57,17 +57,19 @@ TODAY = (2026, 11, 27)
 
 # ---- the workloads (run under callgrind, with the tree's code on the path) -------------------
 
-def _application():
-    from bench.approvals import application
-    return application(1)
+def application():
+    """The approval run's application (dalate, planned and simple)."""
+    from bench.approvals import application as run_application
+    return run_application(1)
 
 
-def _project(app, code):
+def project_ref(app, code):
     return {"code": code, "jurisdiction": "dalate", "unit_id": "BENCH-U1", "unit_name": "旗政务服务局",
             "name": app["name"], "kind": app["kind"], "amount": app["amount"]}
 
 
-def _auto_profile():
+def auto_profile():
+    """The approval run's profile: dalate with every signature automatic."""
     from bench.approvals import write_auto_profile
     from policy import load_profile
     directory = tempfile.mkdtemp(prefix="bench-instructions-profile-")
@@ -77,6 +79,48 @@ def _auto_profile():
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         load_profile.cache_clear()
+
+
+def today():
+    import datetime as dt
+    return dt.date(*TODAY)
+
+
+def opinion(code, stage, request):
+    """An approving opinion answering ``request`` (unsigned)."""
+    return {"request_id": request["request_id"], "code": code, "stage": stage, "agency": request["agency"],
+            "subject": request["subject"], "verdict": "approve", "findings": [], "conditions": [],
+            "signed_by": "auto", "signed_at": "2026-11-27T00:00:00Z", "data": {}}
+
+
+def _approved(case):
+    if case["state"] != "approved":
+        raise AssertionError(f"the project ended {case['state']}, not approved: the workload is broken")
+
+
+def drive_saga(saga, app, code="2026-150621-00001-1"):
+    """One project through ``saga`` from submission to approval, each step on the case
+    decoded from its JSON (as review reads it from its row); the steps it took."""
+    from runtime import jsoncodec
+    project = project_ref(app, code)
+    row = jsoncodec.dumps(saga.submit(None, project=project, application=app, revision=1,
+                                      declared_on=today().isoformat()).case)
+    steps = 1
+    while True:
+        case = jsoncodec.loads(row)
+        if case["state"] != "in_progress":
+            _approved(case)
+            return steps
+        stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
+        if stage["type"] == "documents":
+            missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
+            outcome, _ = saga.submit_document(case, unit_id=project["unit_id"], doc_type=missing[0],
+                                              title=f"{missing[0]} v1")
+        else:
+            request = next(o for o in stage["opinions"] if o["status"] == "requested")
+            outcome = saga.opinion_issued(case, opinion(code, stage["key"], request))
+        row = jsoncodec.dumps(outcome.case)
+        steps += 1
 
 
 class _Pool:
@@ -92,56 +136,25 @@ class _Pool:
 def _contracts(which):
     from contracts import dump, load
     from contracts.application import ApplicationSchema
-    app = load(ApplicationSchema, _application())
+    app = load(ApplicationSchema, application())
     if which == "load":
         return lambda i: load(ApplicationSchema, app)
     return lambda i: dump(ApplicationSchema, app)
 
 
 def _saga(profile):
-    import datetime as dt
-    from runtime import jsoncodec
+    import random
     from services.review.usecases import ReviewCases
-    today = dt.date(*TODAY)
-    cases = ReviewCases(None, profile, today)
-    app = _application()
-    project = _project(app, "2026-150621-00001-1")
+    cases = ReviewCases(None, profile, today())
+    app = application()
 
     def run(i):
-        import random
         cases.rng = random.Random(i)
-        saga = cases._saga(_Pool())
-        row = jsoncodec.dumps(saga.submit(None, project=project, application=app, revision=1,
-                                          declared_on=today.isoformat()).case)
-        while True:
-            case = jsoncodec.loads(row)
-            if case["state"] != "in_progress":
-                return _approved(case)
-            stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
-            if stage["type"] == "documents":
-                missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
-                outcome, _ = saga.submit_document(case, unit_id=project["unit_id"], doc_type=missing[0],
-                                                  title=f"{missing[0]} v1")
-            else:
-                opinion = next(o for o in stage["opinions"] if o["status"] == "requested")
-                outcome = saga.opinion_issued(case, _opinion(project["code"], stage["key"], opinion))
-            row = jsoncodec.dumps(outcome.case)
+        drive_saga(cases._saga(_Pool()), app)
     return run
 
 
-def _approved(case):
-    if case["state"] != "approved":
-        raise AssertionError(f"the project ended {case['state']}, not approved: the workload is broken")
-
-
-def _opinion(code, stage, request):
-    return {"request_id": request["request_id"], "code": code, "stage": stage, "agency": request["agency"],
-            "subject": request["subject"], "verdict": "approve", "findings": [], "conditions": [],
-            "signed_by": "auto", "signed_at": "2026-11-27T00:00:00Z", "data": {}}
-
-
 def _review_project(profile, directory):
-    import datetime as dt
     import random
     import uuid
 
@@ -158,9 +171,8 @@ def _review_project(profile, directory):
     config.update({"KEYS_DIR": os.path.join(directory, "keys")})
     core = DatabaseCore(f"sqlite:///{directory}/review.db", metadata, "review", MIGRATIONS_DIR)
     core.migrate()
-    today = dt.date(*TODAY)
-    cases = ReviewCases(core, profile, today, random.Random(1))
-    app = _application()
+    cases = ReviewCases(core, profile, today(), random.Random(1))
+    app = application()
 
     def envelope(event_type, source, payload, code):
         return {"event_id": uuid.uuid4().hex, "event_type": event_type, "source": source,
@@ -169,9 +181,9 @@ def _review_project(profile, directory):
 
     def run(i):
         code = f"2026-150621-{i:05d}-1"
-        project = _project(app, code)
+        project = project_ref(app, code)
         cases.project_submitted(envelope("project_submitted", "registry", {
-            "project": project, "application": app, "revision": 1, "declared_on": today.isoformat()}, code))
+            "project": project, "application": app, "revision": 1, "declared_on": today().isoformat()}, code))
         while True:
             with core.read() as conn:
                 case = ReviewRepository(conn).get_case(code)
@@ -181,9 +193,9 @@ def _review_project(profile, directory):
             request = next((o for o in stage["opinions"] if o["status"] == "requested"), None)
             if request is not None:
                 service = AGENCY_SERVICE[request["agency"]]
-                opinion = _opinion(code, stage["key"], request)
-                opinion["signature"] = signing.keyring(service).sign(opinion)
-                cases.opinion_issued(envelope("opinion_issued", service, opinion, code))
+                answer = opinion(code, stage["key"], request)
+                answer["signature"] = signing.keyring(service).sign(answer)
+                cases.opinion_issued(envelope("opinion_issued", service, answer, code))
                 continue
             missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
             cases.submit_document({"code": code, "unit_id": project["unit_id"], "doc_type": missing[0],
@@ -198,7 +210,7 @@ def _run(workload, n):
     sys.path.insert(0, os.getcwd())
     directory = tempfile.mkdtemp(prefix="bench-instructions-")
     try:
-        profile = _auto_profile()
+        profile = auto_profile()
         runs = {"contract-load": _contracts("load"), "contract-check": _contracts("check"),
                 "saga": _saga(profile), "review-project": _review_project(profile, directory)}
         for run in runs.values():  # the same set-up and warm-up whatever is measured

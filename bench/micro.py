@@ -165,51 +165,18 @@ def case_copies(n=2000):
 def saga_project(n=200):
     """review's saga, one project of the approval run (dalate, every signature automatic)
     from submission to approval: every step gets the case decoded from its JSON, as the
-    service reads it from its row, and the opinions and documents arrive as in the run.
-    The saga copies each case it is given, or takes it (``takes_cases``, step 18)."""
-    import datetime as dt
+    service reads it from its row, and the opinions and documents arrive as in the run
+    (``bench.instructions.drive_saga``). The saga copies each case it is given, or takes it
+    (``takes_cases``, step 18)."""
     import random
-    from bench.approvals import application, write_auto_profile
-    from policy import load_profile
-    from runtime import jsoncodec
+    from bench.instructions import application, auto_profile, drive_saga, today
     from services.review.domain import Saga
 
-    directory = tempfile.mkdtemp(prefix="bench-micro-profile-")
-    try:
-        write_auto_profile(directory)
-        profile = load_profile("dalate", directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-        load_profile.cache_clear()
-    app = application(1)
-    project = {"code": "2026-150621-00001-1", "jurisdiction": "dalate", "unit_id": "BENCH-U1",
-               "unit_name": "旗政务服务局", "name": app["name"], "kind": app["kind"], "amount": app["amount"]}
-    today = dt.date(2026, 11, 27)
+    profile, app = auto_profile(), application()
 
     def run(takes_cases):
-        saga = Saga(profile, today, experts=[], rng=random.Random(1), next_number=lambda year: 1,
-                    takes_cases=takes_cases)
-        row = jsoncodec.dumps(saga.submit(None, project=project, application=app, revision=1,
-                                          declared_on=today.isoformat()).case)
-        steps = 1
-        while True:
-            case = jsoncodec.loads(row)
-            if case["state"] != "in_progress":
-                return steps
-            stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
-            if stage["type"] == "documents":
-                missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
-                outcome, _ = saga.submit_document(case, unit_id=project["unit_id"], doc_type=missing[0],
-                                                  title=f"{missing[0]} v1")
-            else:
-                opinion = next(o for o in stage["opinions"] if o["status"] == "requested")
-                outcome = saga.opinion_issued(case, {
-                    "request_id": opinion["request_id"], "code": project["code"], "stage": stage["key"],
-                    "agency": opinion["agency"], "subject": opinion["subject"], "verdict": "approve",
-                    "findings": [], "conditions": [], "signed_by": "auto", "signed_at": "2026-11-27T00:00:00Z",
-                    "data": {}})
-            row = jsoncodec.dumps(outcome.case)
-            steps += 1
+        return drive_saga(Saga(profile, today(), experts=[], rng=random.Random(1), next_number=lambda year: 1,
+                               takes_cases=takes_cases), app)
 
     steps = run(False)
     if run(True) != steps:
