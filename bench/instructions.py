@@ -206,8 +206,7 @@ def _review_project(profile, directory):
 def _run(workload, n):
     """The runner: set up and warm up every workload, then run ``workload`` ``n`` times."""
     import eventlet
-    eventlet.monkey_patch()  # as under ``nameko run``
-    sys.path.insert(0, os.getcwd())
+    eventlet.monkey_patch()  # as under ``nameko run``; the tree's code comes from PYTHONPATH
     directory = tempfile.mkdtemp(prefix="bench-instructions-")
     try:
         profile = auto_profile()

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from contracts import DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed, load
 from contracts.enums import AGENCY_SERVICE
 from runtime import jsoncodec
-from runtime.config import seconds
+from runtime.config import seconds, setting
 from runtime.db import utcnow
 from runtime.dependencies import Database
 from runtime.ops import Instrumentation, OpsEndpoints
@@ -64,7 +64,7 @@ class TokenCacheProvider(DependencyProvider):
     ``TOKEN_CACHE_SECONDS`` that is not a number ≥ 0 stops the gateway at start."""
 
     def setup(self):
-        self.cache = auth.TokenCache(seconds("TOKEN_CACHE_SECONDS", config.get("TOKEN_CACHE_SECONDS", 1)))
+        self.cache = auth.TokenCache(setting("TOKEN_CACHE_SECONDS", 1, seconds))
 
     def get_dependency(self, worker_ctx):
         return self.cache
@@ -80,7 +80,7 @@ class Seconds(DependencyProvider):
         self.seconds = None
 
     def setup(self):
-        self.seconds = seconds(self.key, config.get(self.key, self.default), positive=True)
+        self.seconds = setting(self.key, self.default, seconds, positive=True)
 
     def get_dependency(self, worker_ctx):
         return self.seconds

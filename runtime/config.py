@@ -1,5 +1,5 @@
-"""Config helpers: the jurisdiction a deployment serves, and settings that take one of a
-few values."""
+"""Config helpers: the jurisdiction a deployment serves, and settings checked when a service
+starts (a value of a few, a positive integer, a number of seconds)."""
 from nameko import config
 
 from policy import load_profile
@@ -10,6 +10,13 @@ def jurisdiction_key():
     if not key:
         raise RuntimeError("config JURISDICTION is not set (sichuan, bazhong, jinjiang, guangyuan, dalate)")
     return key
+
+
+def setting(name, default, check, **options):
+    """Setting ``name`` (``default`` when unset), checked by ``check(name, value, **options)``:
+    :func:`positive_int`, :func:`seconds` or another of these, each of which names the
+    setting in its error."""
+    return check(name, config.get(name, default), **options)
 
 
 def one_of(name, value, choices):

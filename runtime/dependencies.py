@@ -10,7 +10,7 @@ from contracts import dump, load
 from contracts.errors import EXPECTED
 from contracts.rpc import contract
 
-from .config import one_of, positive_int, seconds
+from .config import one_of, positive_int, seconds, setting
 from .db import DatabaseCore
 from .messaging import declare_dead_letters, declare_topology_for_publisher
 from .outbox import OutboxRelay
@@ -56,8 +56,8 @@ class Database(DependencyProvider):
                                  synchronous=config.get("SQLITE_SYNCHRONOUS"))
         self.relay = OutboxRelay(
             self.core, config["AMQP_URI"],
-            batch_size=positive_int("OUTBOX_BATCH", config.get("OUTBOX_BATCH", 500)),
-            poll_interval=seconds("OUTBOX_POLL_SECONDS", config.get("OUTBOX_POLL_SECONDS", 1.0), positive=True),
+            batch_size=setting("OUTBOX_BATCH", 500, positive_int),
+            poll_interval=setting("OUTBOX_POLL_SECONDS", 1.0, seconds, positive=True),
             on_published=self._count_published,
         )
         if config.get("DECLARE_TOPOLOGY", True):

@@ -33,7 +33,7 @@ from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_f
 
 from . import jsoncodec
 from . import logs
-from .config import positive_int
+from .config import positive_int, setting
 from .consume import JsonConsumer
 from .db import AlreadyHandled, DatabaseCore, LockBusy
 from .workers import spawn_if_room
@@ -51,7 +51,7 @@ class Poison(Exception):
 
 
 def delivery_limit():
-    return positive_int("DELIVERY_LIMIT", config.get("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
+    return setting("DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT, positive_int)
 
 
 def event_fields(envelope):
@@ -217,9 +217,8 @@ class Subscribe(Consumer):
                 f"subscription {self.source}.{self.event_type} → {service}.{self.method_name} "
                 "is not listed in contracts.events.SUBSCRIPTIONS"
             )
-        self.batch_max = positive_int("EVENT_BATCH", config.get("EVENT_BATCH", DEFAULT_BATCH))
-        self.consumer_options.setdefault(
-            "prefetch_count", positive_int("EVENT_PREFETCH", config.get("EVENT_PREFETCH", DEFAULT_PREFETCH)))
+        self.batch_max = setting("EVENT_BATCH", DEFAULT_BATCH, positive_int)
+        self.consumer_options.setdefault("prefetch_count", setting("EVENT_PREFETCH", DEFAULT_PREFETCH, positive_int))
         dlx_name, dlq_name = dead_letter_names(service)
         dlx = Exchange(dlx_name, type="fanout", durable=True, auto_delete=False)
         self.dead_letter_queue = Queue(dlq_name, exchange=dlx, routing_key="", durable=True,
