@@ -2,7 +2,9 @@
 
 An event is published on the exchange ``<source>.events`` (topic) with routing key
 ``<event_type>`` or, for events addressed to one agency service,
-``<event_type>.<service>``.
+``<event_type>.<service>``. The message body is the envelope (JSON), or a JSON array of
+envelopes with the same routing key: a pack, which the outbox relay sends when several
+events are waiting in a row (``runtime.packs``).
 """
 from marshmallow import fields, validate
 

@@ -3,7 +3,8 @@
 A message lands in ``<service>.dead-letters`` when its handler failed more times than
 the queue's delivery limit, or when its payload did not fit its contract. Ops list them,
 fix the cause, and replay them to the queue they came from (the handler is idempotent,
-so a replay of something already handled is a no-op)::
+so a replay of something already handled is a no-op). A pack of events
+(:mod:`runtime.packs`) is listed event by event, and replayed whole::
 
     python -m runtime.deadletters list   review --uri amqp://guest:guest@127.0.0.1/govpm-jinjiang
     python -m runtime.deadletters replay review --uri ... [--all | --event-id ID]
@@ -15,6 +16,7 @@ import sys
 import amqp
 
 from .messaging import dead_letter_names
+from .packs import envelopes
 from .publisher import connection_params
 
 
@@ -30,19 +32,27 @@ def _origin(message):
     return queue, reason
 
 
-def _summary(message):
+def _summaries(message):
+    """One summary per event the message carries (several for a pack, :mod:`runtime.packs`)."""
     queue, reason = _origin(message)
     try:
-        body = json.loads(message.body)
+        bodies = envelopes(json.loads(message.body))
     except (ValueError, TypeError):
-        body = {}
-    return {
-        "event_id": body.get("event_id") or message.properties.get("message_id"),
-        "event_type": body.get("event_type"),
-        "correlation_id": body.get("correlation_id"),
-        "from_queue": queue,
-        "reason": reason,
-    }
+        bodies = [{}]
+    out = []
+    for body in bodies:
+        body = body if isinstance(body, dict) else {}
+        summary = {
+            "event_id": body.get("event_id") or message.properties.get("message_id"),
+            "event_type": body.get("event_type"),
+            "correlation_id": body.get("correlation_id"),
+            "from_queue": queue,
+            "reason": reason,
+        }
+        if len(bodies) > 1:
+            summary["pack_of"] = len(bodies)  # replayed, and listed, together
+        out.append(summary)
+    return out
 
 
 def _drain(channel, queue, limit):
@@ -63,7 +73,7 @@ def list_dead_letters(uri, service, limit=100):
     try:
         channel = conn.channel()
         taken = _drain(channel, queue, limit)
-        out = [_summary(m) for m in taken]
+        out = [summary for m in taken for summary in _summaries(m)]
         for message in taken:
             channel.basic_reject(message.delivery_tag, requeue=True)
         return out
@@ -72,7 +82,9 @@ def list_dead_letters(uri, service, limit=100):
 
 
 def replay(uri, service, event_id=None, limit=1000):
-    """Republish dead letters (all, or one event id) to the queue each came from."""
+    """Republish dead letters (all, or one event id) to the queue each came from. The
+    events of a pack go back together, the one asked for and the rest: those handled
+    already are no-ops, as any replay of a handled event."""
     _, queue = dead_letter_names(service)
     conn = amqp.Connection(**connection_params(uri))
     conn.connect()
@@ -81,9 +93,9 @@ def replay(uri, service, event_id=None, limit=1000):
         channel = conn.channel()
         channel.confirm_select()
         for message in _drain(channel, queue, limit):
-            summary = _summary(message)
-            target = summary["from_queue"]
-            if not target or (event_id and summary["event_id"] != event_id):
+            summaries = _summaries(message)
+            target = summaries[0]["from_queue"]
+            if not target or (event_id and all(s["event_id"] != event_id for s in summaries)):
                 channel.basic_reject(message.delivery_tag, requeue=True)
                 continue
             headers = dict(message.properties.get("application_headers") or {})
@@ -95,7 +107,7 @@ def replay(uri, service, event_id=None, limit=1000):
                                  application_headers=headers)
             channel.basic_publish_confirm(fresh, exchange="", routing_key=target, mandatory=True)
             channel.basic_ack(message.delivery_tag)
-            replayed.append(summary)
+            replayed.extend(summaries)
         return replayed
     finally:
         conn.close()

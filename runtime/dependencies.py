@@ -14,6 +14,7 @@ from .config import one_of, positive_int, seconds, setting
 from .db import DatabaseCore
 from .messaging import declare_dead_letters, declare_topology_for_publisher
 from .outbox import OutboxRelay
+from .packs import DEFAULT_PACK
 from .rpc import rpc
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Database(DependencyProvider):
         # DATABASES lets several services share one process (tests); DB_URL is the usual key
         url = (config.get("DATABASES") or {}).get(service) or config.get("DB_URL") \
             or "sqlite:///var/{}.db".format(service)
-        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH or OUTBOX_POLL_SECONDS stops the service here, at start
+        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH, OUTBOX_POLL_SECONDS or EVENT_PACK stops the service here, at start
         self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations,
                                  synchronous=config.get("SQLITE_SYNCHRONOUS"))
         self.relay = OutboxRelay(
@@ -59,6 +60,7 @@ class Database(DependencyProvider):
             batch_size=setting("OUTBOX_BATCH", 500, positive_int),
             poll_interval=setting("OUTBOX_POLL_SECONDS", 1.0, seconds, positive=True),
             on_published=self._count_published,
+            pack_size=setting("EVENT_PACK", DEFAULT_PACK, positive_int),
         )
         if config.get("DECLARE_TOPOLOGY", True):
             def _declare(publisher):

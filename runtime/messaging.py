@@ -9,6 +9,9 @@ nameko's ``event_handler`` acks and drops a message whose handler fails, and its
   ``<service>.dead-letters``, where ops can see and replay it (``runtime.deadletters``);
 * loads the envelope and the payload through their contracts; a payload that does not
   fit is dead-lettered at once (retrying cannot fix it);
+* takes a message that carries several events (a pack, :mod:`runtime.packs`) as those
+  events, each loaded and handled on its own; the message is settled by the worst of its
+  events' outcomes (a retry, then a refusal, then done);
 * treats :class:`~runtime.db.AlreadyHandled` as success, so redeliveries are no-ops;
 * hands the events that arrived together to one worker (``EVENT_BATCH``, at most 32 by
   default), which runs the handler once per event inside one database batch
@@ -33,6 +36,7 @@ from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_f
 
 from . import jsoncodec
 from . import logs
+from . import packs
 from .config import positive_int, setting
 from .consume import JsonConsumer
 from .db import AlreadyHandled, DatabaseCore, LockBusy
@@ -42,7 +46,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DELIVERY_LIMIT = 5
 DEFAULT_BATCH = 32  # events handled by one worker, in one transaction
-DEFAULT_PREFETCH = 64  # unacked events per subscription: two batches' worth, so one fills while one runs
+DEFAULT_PREFETCH = 64  # unacked messages per subscription: two batches' worth of single events, so one fills while one runs
 
 
 class Poison(Exception):
@@ -101,6 +105,10 @@ def declare_topology_for_publisher(publisher, source, limit=None):
             declare_subscription(publisher.channel, *sub, limit=limit)
 
 
+# a message's fate, by the worst of its events' outcomes
+_ACK, _DEAD, _RETRY = 0, 1, 2
+
+
 class _EventConsumer(JsonConsumer):
     """The JSON consumer, handing the entrypoint each message undecoded: the entrypoint
     decodes it, and dead-letters a message that is not JSON."""
@@ -109,21 +117,35 @@ class _EventConsumer(JsonConsumer):
         self.on_message(None, message)
 
 
-class _Item:
-    """One event of a batch: its envelope and message, then its outcome and time."""
+class _Delivery:
+    """One message from the broker: how many of its events have no outcome yet, and the
+    worst outcome so far (an event refused when it was loaded counts as dead)."""
 
-    __slots__ = ("envelope", "message", "exc_info", "elapsed")
+    __slots__ = ("message", "pending", "fate")
 
-    def __init__(self, envelope, message):
-        self.envelope = envelope
+    def __init__(self, message):
         self.message = message
+        self.pending = 0
+        self.fate = _ACK
+
+
+class _Item:
+    """One event of a batch: its envelope and the message it came in, then its outcome
+    and time."""
+
+    __slots__ = ("envelope", "delivery", "exc_info", "elapsed")
+
+    def __init__(self, envelope, delivery):
+        self.envelope = envelope
+        self.delivery = delivery
         self.exc_info = None
         self.elapsed = 0.0
 
 
 class EventBatch:
     """Events handed to one worker. Until the worker starts (``claimed``), events that
-    arrive join it; the worker handles them one after another in one database batch."""
+    arrive join it; the worker handles them one after another in one database batch. The
+    events of a pack always join the same batch."""
 
     __slots__ = ("entrypoint", "items", "claimed", "committed")
 
@@ -250,23 +272,39 @@ class Subscribe(Consumer):
         try:
             if message.content_type != "application/json":
                 raise ValueError(f"content type {message.content_type!r} is not application/json")
-            envelope = load(EnvelopeSchema, jsoncodec.loads(message.body))
-            envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
-        except (ValidationFailed, KeyError, ValueError) as exc:
-            log.error("event refused by its contract; dead-lettered: %s", exc,
+            decoded = jsoncodec.loads(message.body)
+        except ValueError as exc:
+            log.error("event refused, not JSON; dead-lettered: %s", exc,
                       extra={"event": self.event_type, "source": self.source})
             self._dead_letter(message)
             return
-        if self.batch_max == 1:
-            self._spawn((envelope,), functools.partial(self._handle_one, _Item(envelope, message)), message)
+        delivery = _Delivery(message)
+        items = []
+        for raw in packs.envelopes(decoded):
+            try:
+                envelope = load(EnvelopeSchema, raw)
+                envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
+            except (ValidationFailed, KeyError, ValueError) as exc:
+                log.error("event refused by its contract; dead-lettered: %s", exc,
+                          extra={"event": self.event_type, "source": self.source})
+                delivery.fate = _DEAD
+                continue
+            items.append(_Item(envelope, delivery))
+        if not items:
+            self._dead_letter(message)
+            return
+        delivery.pending = len(items)
+        if self.batch_max == 1:  # a worker and a commit for each event, a pack's too
+            for item in items:
+                self._spawn((item.envelope,), functools.partial(self._handle_one, item), message)
             return
         batch = self._open
         if batch is None or batch.claimed or len(batch.items) >= self.batch_max:
             batch = self._open = EventBatch(self)
-            batch.items.append(_Item(envelope, message))
+            batch.items.extend(items)
             self._spawn((batch,), functools.partial(self._handle_batch, batch), message)
         else:
-            batch.items.append(_Item(envelope, message))
+            batch.items.extend(items)
 
     def _spawn(self, args, handle_result, message):
         """As nameko's Consumer, except while the container is being killed: nameko then
@@ -308,27 +346,45 @@ class Subscribe(Consumer):
         return result, exc_info
 
     def _settle(self, outcomes):
-        """Ack, dead-letter or return each event's message by its outcome. Failed ones go
-        back to the queue after one growing pause: no hot loop."""
-        retry = []
+        """Ack, dead-letter or return each message once all its events have an outcome:
+        back to the queue if one of them failed (after one growing pause: no hot loop),
+        else dead-lettered if one was refused, else acked."""
+        done = []
         for item, exc_info in outcomes:
             fields = event_fields(item.envelope)
+            delivery = item.delivery
             if exc_info is None or isinstance(exc_info[1], AlreadyHandled):
                 if exc_info is not None:
                     log.info("duplicate event ignored", extra=fields)
-                self.consumer.ack_message(item.message)
+                fate = _ACK
             elif isinstance(exc_info[1], Poison):
                 log.error("event refused and dead-lettered: %s", exc_info[1], extra=dict(fields, source=self.source))
-                self._dead_letter(item.message)
+                fate = _DEAD
             else:
-                deliveries = int(item.message.headers.get("x-delivery-count", 0) or 0)
-                log.warning("event handler failed (delivery %d): %s", deliveries + 1, exc_info[1],
+                log.warning("event handler failed (delivery %d): %s", _deliveries(delivery.message) + 1, exc_info[1],
                             extra=dict(fields, source=self.source))
-                retry.append((item.message, deliveries))
+                fate = _RETRY
+            delivery.fate = max(delivery.fate, fate)
+            delivery.pending -= 1
+            if delivery.pending == 0:
+                done.append(delivery)
+        retry = []
+        for delivery in done:
+            if delivery.fate == _ACK:
+                self.consumer.ack_message(delivery.message)
+            elif delivery.fate == _DEAD:
+                self._dead_letter(delivery.message)
+            else:
+                retry.append(delivery.message)
         if retry:
-            time.sleep(min(0.2 * (2 ** max(deliveries for _, deliveries in retry)), 5.0))
-            for message, _ in retry:
+            time.sleep(min(0.2 * (2 ** max(_deliveries(message) for message in retry)), 5.0))
+            for message in retry:
                 self.consumer.requeue_message(message)
+
+
+def _deliveries(message):
+    """How many times the broker delivered ``message`` before."""
+    return int(message.headers.get("x-delivery-count", 0) or 0)
 
 
 subscribe = Subscribe.decorator

@@ -1,7 +1,8 @@
 """The outbox relay: publishes committed events, in order, with publisher confirms.
 
 A row leaves the outbox (``published_at`` set) only after the broker confirmed it and
-routed it to at least one queue. On a broker outage the rows wait; nothing is lost.
+routed it to at least one queue. Consecutive rows with the same routing key go out
+together, several events in one message (:mod:`runtime.packs`). On a broker outage the rows wait; nothing is lost.
 Several replicas may relay the same outbox: a row may then be published twice, which
 the consumers' inbox turns into a no-op.
 
@@ -22,7 +23,7 @@ import time
 
 from sqlalchemy import bindparam, func, select, update
 
-from . import jsoncodec
+from . import jsoncodec, packs
 from .db import OutboxRecord, utcnow
 from .publisher import ConfirmingPublisher
 
@@ -32,8 +33,10 @@ RECENT = 20000  # ids published by a scan, remembered so the fast path does not 
 
 
 class OutboxRelay:
-    def __init__(self, core, amqp_uri, *, batch_size=500, poll_interval=1.0, on_published=None):
+    def __init__(self, core, amqp_uri, *, batch_size=500, poll_interval=1.0, on_published=None,
+                 pack_size=packs.DEFAULT_PACK):
         self.core = core
+        self.pack_size = pack_size
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -159,15 +162,22 @@ class OutboxRelay:
         return len(records)
 
     def _publish(self, rows):
-        """Publish ``rows`` (records or table rows); mark and count the ones delivered."""
+        """Publish ``rows`` (records or table rows), consecutive ones with the same routing
+        key in packs (:mod:`runtime.packs`); mark and count the ones delivered."""
         self._ensure_connected()
-        messages = [
-            (self.exchange, row.routing_key, row.body.encode("utf-8"), row.event_id,
-             {"correlation_id": row.correlation_id, "event_type": row.event_type})
-            for row in rows
-        ]
-        delivered = self.publisher.publish_batch(messages)
-        sent = [row for row in rows if row.event_id in delivered]
+        groups = packs.group([(row.routing_key, row.body.encode("utf-8"), row) for row in rows], self.pack_size)
+        messages = []
+        for group in groups:
+            first = group[0][1]
+            headers = {"event_type": first.event_type}
+            if len(group) == 1:
+                headers["correlation_id"] = first.correlation_id
+            else:
+                headers["events"] = len(group)
+            messages.append((self.exchange, first.routing_key, packs.body([body for body, _ in group]),
+                             first.event_id, headers))
+        delivered = self.publisher.publish_batch(messages)  # a pack is known by its first event's id
+        sent = [row for group in groups if group[0][1].event_id in delivered for _, row in group]
         if sent:
             ids = [row.event_id for row in sent]
             now = utcnow()

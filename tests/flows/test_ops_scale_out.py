@@ -7,7 +7,8 @@ the real one does.
 
 1. Both instances take a share of the first requests.
 2. The process hangs (SIGSTOP) while more requests arrive: the broker has pushed it as many
-   as its prefetch allows, which it holds unacknowledged; the survivor answers all the
+   messages as its prefetch allows, up to ``PACK`` requests each (runtime.packs), which it
+   holds unacknowledged; the survivor answers all the
    others. Then the process crashes (SIGKILL: the kernel closes its connections, the
    broker puts what it held back in the queue, the database rolls back whatever it had
    open).
@@ -39,8 +40,8 @@ from sqlalchemy import MetaData, func, select
 from contracts.events import queue_name
 from runtime.db import runtime_tables
 from runtime.dependencies import Database
-from runtime.messaging import DEFAULT_PREFETCH
 from runtime.ops import Instrumentation
+from runtime.packs import envelopes
 from services.security.service import SecurityService
 from tests.deploy.support import ROOT, service_command
 from tests.support.broker import queue_not_ready, wait_for
@@ -51,7 +52,8 @@ pytestmark = pytest.mark.flow
 
 ISSUED_QUEUE = queue_name("security", "opinion_issued", "review", "handle_security_opinion_issued")
 REQUEST_QUEUE = queue_name("review", "opinion_requested", "security", "handle_opinion_requested")
-PREFETCH = DEFAULT_PREFETCH  # what the broker pushes a subscriber before it acks
+PREFETCH = 8  # messages the broker pushes the other instance before it acks
+PACK = 4  # events per message, at most (runtime.packs): the hung process holds up to PREFETCH × PACK
 
 review_md = MetaData()
 runtime_tables(review_md)
@@ -175,9 +177,9 @@ def drain(uri, queue):
                 message = channel.basic_get(queue, no_ack=True)
                 if message is None:
                     break
-                envelope = json.loads(message.body)
-                taken.append((envelope["event_id"], envelope["payload"]["request_id"],
-                              envelope["payload"]["verdict"]))
+                for envelope in envelopes(json.loads(message.body)):
+                    taken.append((envelope["event_id"], envelope["payload"]["request_id"],
+                                  envelope["payload"]["verdict"]))
         except (NotFound, InternalError) as exc:
             if not queue_not_ready(exc):
                 raise
@@ -186,10 +188,10 @@ def drain(uri, queue):
 
 def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_nothing(
         vhost_uri, make_db_url, sqlite_url, tmp_path):
-    n_first, n_second = 20, 2 * PREFETCH  # more than the hung process can hold
+    n_first, n_second = 20, 2 * PREFETCH * PACK  # more than the hung process can hold
     urls = {"security": make_db_url("security"), "review": sqlite_url("review")}
     other = None
-    with Suite(vhost_uri, "jinjiang", urls) as suite:
+    with Suite(vhost_uri, "jinjiang", urls, {"EVENT_PACK": PACK}) as suite:
         try:
             here = ServiceContainer(SecurityService)
             here.start()  # migrates the shared database
@@ -198,7 +200,7 @@ def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_no
             suite.containers.update({"security": here, "review": review})
             other = ServiceProcess("security", {
                 "AMQP_URI": vhost_uri, "SECURITY_DB_URL": urls["security"], "JURISDICTION": "jinjiang",
-                "DELIVERY_LIMIT": str(suite.config["DELIVERY_LIMIT"]),
+                "DELIVERY_LIMIT": str(suite.config["DELIVERY_LIMIT"]), "EVENT_PREFETCH": str(PREFETCH),
             }, tmp_path / "security-2.log").wait_ready()
             asker = next(e for e in review.extensions if isinstance(e, Database)).core
             security_db = next(e for e in here.extensions if isinstance(e, Database))
@@ -245,7 +247,7 @@ def test_two_instances_share_the_work_and_a_crash_of_one_loses_and_duplicates_no
 
             held = wait_for(held_by_the_hung_process, timeout=60, interval=0.1,
                             message="the survivor done with all but what the hung process holds")
-            assert 0 < held <= PREFETCH
+            assert 0 < held <= PREFETCH * PACK
             other.kill()  # SIGKILL: the broker puts what it held back in the queue
 
             issued = collections.defaultdict(set)  # request_id -> {event ids}

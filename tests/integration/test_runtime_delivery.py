@@ -153,7 +153,8 @@ def units_and_commits(service="review"):
 def test_events_that_arrive_together_share_a_commit_and_each_keeps_its_own_outcome(cfg):
     codes = [f"C-B{i:02d}" for i in range(20)]
     FAIL["codes"].add("C-B07")
-    source = start(Source)
+    with config.patch({"EVENT_PACK": 1}):  # a message each (packs: the next test)
+        source = start(Source)
     db = next(e for e in source.extensions if isinstance(e, Database))
     with db.core.transaction() as tx:
         ids = {tx.emit("project_submitted", submitted(code), correlation_id=code): code for code in codes}
@@ -187,6 +188,83 @@ def test_events_that_arrive_together_share_a_commit_and_each_keeps_its_own_outco
     assert retries and all(r["code"] == "C-B07" for r in retries)
 
 
+def test_a_pack_of_events_is_handled_event_by_event_and_settled_as_one_message(cfg):
+    """20 events in one transaction leave as packs of at most EVENT_PACK (runtime.packs).
+    Each event is handled, logged and counted on its own; the pack holding the failing
+    one returns to the queue (its other events are then duplicates) until the broker
+    dead-letters it, and is listed event by event and replayed whole."""
+    from runtime.deadletters import list_dead_letters, replay
+    codes = [f"C-P{i:02d}" for i in range(20)]
+    FAIL["codes"].add("C-P09")
+    with config.patch({"EVENT_PACK": 8}):
+        source = start(Source)
+    db = next(e for e in source.extensions if isinstance(e, Database))
+    with db.core.transaction() as tx:
+        ids = {tx.emit("project_submitted", submitted(code), correlation_id=code): code for code in codes}
+    vhost = broker.vhost_of(config["AMQP_URI"])
+    queue = "evt-registry-project_submitted--review.handle_project_submitted"
+    wait_for(lambda: (broker.queue(vhost, queue) or {}).get("messages", 0) == 3,
+             message="20 events waiting as 3 messages (8 + 8 + 4)")
+    with capturing() as capture:
+        sink = start(InstrumentedSink)
+        for code in codes:
+            if code != "C-P09":
+                wait_for(lambda: count_seen(cfg["review"], code) == 1, message=f"{code} handled")
+        wait_for(lambda: (broker.queue(vhost, "review.dead-letters") or {}).get("messages", 0) == 1,
+                 timeout=30, message="the pack holding the failing event dead-lettered after its deliveries")
+        listed = list_dead_letters(config["AMQP_URI"], "review")
+        # the second pack: C-P08 … C-P15, in their order, each listed on its own
+        assert [letter["correlation_id"] for letter in listed] == codes[8:16]
+        assert {letter["from_queue"] for letter in listed} == {queue}
+        assert {letter["pack_of"] for letter in listed} == {8}
+        assert count_seen(cfg["review"]) == 19 and count_seen(cfg["review"], "C-P09") == 0
+        FAIL["codes"].discard("C-P09")
+        failing = next(event_id for event_id, code in ids.items() if code == "C-P09")
+        assert len(replay(config["AMQP_URI"], "review", event_id=failing)) == 8
+        wait_for(lambda: count_seen(cfg["review"], "C-P09") == 1, message="the replayed pack's failing event handled")
+        assert list_dead_letters(config["AMQP_URI"], "review") == []
+        sink.stop()
+    source.stop()
+    assert all(count_seen(cfg["review"], code) == 1 for code in codes)  # nothing handled twice
+    handled = [r for r in capture.records() if r["msg"] == "event handled"]
+    outcomes = {}
+    for r in handled:
+        assert r["code"] == ids[r["event_id"]]
+        outcomes.setdefault(r["outcome"], []).append(r["code"])
+    assert sorted(outcomes["success"]) == codes
+    # the first delivery and DELIVERY_LIMIT (2) returns, then the dead letter; then the replay
+    assert outcomes["error"] == ["C-P09"] * 3
+    # the pack's seven other events came back with it twice, and once more with the replay
+    assert sorted(outcomes["duplicate"]) == sorted([c for c in codes[8:16] if c != "C-P09"] * 3)
+
+
+def test_a_pack_with_an_event_its_contract_refuses_is_dead_lettered_once_the_others_are_handled(cfg, sqlite_url):
+    from kombu import Connection, Exchange, Producer
+    from runtime import packs
+    from runtime.deadletters import list_dead_letters
+    writer = DatabaseCore(sqlite_url("writer"), src_md, "registry")  # an outbox no relay reads
+    writer.migrate()
+    with writer.transaction() as tx:
+        for code in ("C-R1", "C-R2"):
+            tx.emit("project_submitted", submitted(code), correlation_id=code)
+    with writer.read() as s:
+        bodies = [body.encode() for body in s.execute(select(writer.outbox.c.body).order_by(writer.outbox.c.id)).scalars()]
+    refused = json.dumps({"event_type": "project_submitted", "payload": {}}).encode()
+    sink = start(Sink)
+    with Connection(config["AMQP_URI"]) as conn:
+        Producer(conn).publish(packs.body([bodies[0], refused, bodies[1]]),
+                               exchange=Exchange("registry.events", type="topic", durable=True),
+                               routing_key="project_submitted", content_type="application/json",
+                               content_encoding="utf-8")
+    wait_for(lambda: count_seen(cfg["review"]) == 2, message="the pack's two good events handled")
+    letters = wait_for(lambda: list_dead_letters(config["AMQP_URI"], "review"), message="the pack dead-lettered")
+    # refused on its first delivery, not retried: the good events are not handled again
+    assert [(letter["correlation_id"], letter["reason"], letter["pack_of"]) for letter in letters] == [
+        ("C-R1", "rejected", 3), (None, "rejected", 3), ("C-R2", "rejected", 3)]
+    sink.stop()
+    writer.dispose()
+
+
 @pytest.mark.parametrize("key, value, zh, en", [
     ("EVENT_BATCH", "0", "正整数", "positive integer"),
     ("EVENT_BATCH", "many", "正整数", "positive integer"),
@@ -194,6 +272,7 @@ def test_events_that_arrive_together_share_a_commit_and_each_keeps_its_own_outco
     ("OUTBOX_BATCH", "all", "正整数", "positive integer"),
     ("OUTBOX_POLL_SECONDS", "0", "大于 0 的秒数", "seconds > 0"),
     ("OUTBOX_POLL_SECONDS", "soon", "大于 0 的秒数", "seconds > 0"),
+    ("EVENT_PACK", "0", "正整数", "positive integer"),
 ])
 def test_a_wrong_delivery_setting_stops_the_service_with_a_clear_error(cfg, key, value, zh, en):
     with config.patch({key: value}):
@@ -210,8 +289,10 @@ def test_code_after_a_handlers_transaction_runs_after_its_commit_alone_and_befor
     codes = [f"C-W{batch}-{i}" for i in range(4)]
     with config.patch({"EVENT_BATCH": batch}):
         source = start(Source)
-        for code in codes:
-            emit(source, code)
+        db = next(e for e in source.extensions if isinstance(e, Database))
+        with db.core.transaction() as tx:  # one pack of four: EVENT_BATCH 1 still gives each its own worker
+            for code in codes:
+                tx.emit("project_submitted", submitted(code), correlation_id=code)
         sink = start(Sink)
         wait_for(lambda: count_seen(cfg["review"]) == 4, message="four events handled")
         sink.stop()

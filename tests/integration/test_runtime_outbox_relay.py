@@ -10,6 +10,7 @@ from sqlalchemy import MetaData, func, select
 
 from runtime.db import runtime_tables
 from runtime.outbox import OutboxRelay
+from runtime.packs import envelopes
 from runtime.publisher import connection_params
 from tests.support.broker import wait_for
 from tests.support.databases import migrated_core
@@ -70,7 +71,7 @@ def received(channel, expected, timeout=20):
             msg = channel.basic_get(QUEUE, no_ack=True)
             if msg is None:
                 break
-            got.append(json.loads(msg.body)["correlation_id"])
+            got.extend(envelope["correlation_id"] for envelope in envelopes(json.loads(msg.body)))
         return len(got) >= expected
 
     wait_for(drained, timeout=timeout, message=f"{expected} events")
@@ -119,3 +120,23 @@ def test_a_publish_that_fails_sends_the_relay_back_to_the_table_and_nothing_is_l
     assert set(got) == set(second)  # each at least once (a publish cut mid-batch may repeat)
     assert [c for i, c in enumerate(got) if c not in got[:i]] == second
     wait_for(lambda: unsent(core) == 0, message="every row marked sent")
+
+
+def test_events_in_a_row_leave_in_packs_of_at_most_the_pack_size(core, relay, channel):
+    codes = [f"P{i:04d}" for i in range(120)]
+    emit(core, codes)  # waiting in the table: the relay scans them 50 at a time
+    relay()
+    sizes, got = [], []
+
+    def drained():
+        while True:
+            msg = channel.basic_get(QUEUE, no_ack=True)
+            if msg is None:
+                return len(got) >= len(codes)
+            events = envelopes(json.loads(msg.body))
+            sizes.append(len(events))
+            got.extend(envelope["correlation_id"] for envelope in events)
+
+    wait_for(drained, message="120 events")
+    assert got == codes
+    assert sizes == [32, 18, 32, 18, 20]  # each scan of 50 cut at the pack size (32)
