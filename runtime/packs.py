@@ -17,10 +17,12 @@ handled before), returned to its queue when any of them failed and may succeed l
 refused for good while none waits for a retry. ``python -m runtime.deadletters`` lists
 the events inside a dead-lettered pack one by one.
 
-``EVENT_PACK`` (config, default 32) caps the events of one pack; ``EVENT_PACK: 1`` sends
-every event in a message of its own. A pack also stays under ``MAX_PACK_BYTES``.
+``EVENT_PACK`` (config, default 8) caps the events of one pack; ``EVENT_PACK: 1`` sends
+every event in a message of its own. A pack also stays under ``MAX_PACK_BYTES``. The cap
+bounds what a subscriber holds: the broker pushes it ``EVENT_PREFETCH`` messages (64),
+so up to 512 events at the default, against 64 without packs.
 """
-DEFAULT_PACK = 32
+DEFAULT_PACK = 8  # events per message at most: a subscriber holds up to EVENT_PREFETCH messages' worth
 MAX_PACK_BYTES = 256 * 1024  # a pack's body; far below the broker's message size limit
 
 

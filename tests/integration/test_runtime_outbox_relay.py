@@ -10,7 +10,7 @@ from sqlalchemy import MetaData, func, select
 
 from runtime.db import runtime_tables
 from runtime.outbox import OutboxRelay
-from runtime.packs import envelopes
+from runtime.packs import DEFAULT_PACK, envelopes
 from runtime.publisher import connection_params
 from tests.support.broker import wait_for
 from tests.support.databases import migrated_core
@@ -139,4 +139,6 @@ def test_events_in_a_row_leave_in_packs_of_at_most_the_pack_size(core, relay, ch
 
     wait_for(drained, message="120 events")
     assert got == codes
-    assert sizes == [32, 18, 32, 18, 20]  # each scan of 50 cut at the pack size (32)
+    cut = [DEFAULT_PACK] * (50 // DEFAULT_PACK) + ([50 % DEFAULT_PACK] if 50 % DEFAULT_PACK else [])
+    last = [DEFAULT_PACK] * (20 // DEFAULT_PACK) + ([20 % DEFAULT_PACK] if 20 % DEFAULT_PACK else [])
+    assert sizes == cut + cut + last  # each scan (50, 50, 20) cut at the pack size
