@@ -9,6 +9,8 @@ import uuid
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
+from runtime.packs import envelopes
+
 RPC_EXCHANGE = Exchange("nameko-rpc", type="topic", durable=True)
 
 
@@ -94,7 +96,8 @@ class Client:
             bound.bind_to(exchange, routing_key=key)
 
         def on_event(body, message):
-            callback(body if isinstance(body, dict) else json.loads(body))
+            for envelope in envelopes(body if isinstance(body, (dict, list)) else json.loads(body)):
+                callback(envelope)  # each event of a pack (runtime.packs)
 
         consumer = Consumer(self.channel, queues=[queue], callbacks=[on_event], accept=["json"], no_ack=True)
         consumer.consume()
