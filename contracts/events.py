@@ -4,7 +4,8 @@ An event is published on the exchange ``<source>.events`` (topic) with routing k
 ``<event_type>`` or, for events addressed to one agency service,
 ``<event_type>.<service>``. The message body is the envelope (JSON), or a JSON array of
 envelopes with the same routing key: a pack, which the outbox relay sends when several
-events are waiting in a row (``runtime.packs``).
+such events wait in one batch (``runtime.packs``). Each subscriber queue is bound to
+exactly one routing key, without wildcards, so it gets its events in commit order.
 """
 from marshmallow import fields, validate
 

@@ -1,7 +1,8 @@
-"""The outbox relay: publishes committed events, in order, with publisher confirms.
+"""The outbox relay: publishes committed events, in order (for each routing key:
+:mod:`runtime.packs`), with publisher confirms.
 
 A row leaves the outbox (``published_at`` set) only after the broker confirmed it and
-routed it to at least one queue. Consecutive rows with the same routing key go out
+routed it to at least one queue. A batch's rows with the same routing key go out
 together, several events in one message (:mod:`runtime.packs`). On a broker outage the rows wait; nothing is lost.
 Several replicas may relay the same outbox: a row may then be published twice, which
 the consumers' inbox turns into a no-op.
@@ -162,8 +163,8 @@ class OutboxRelay:
         return len(records)
 
     def _publish(self, rows):
-        """Publish ``rows`` (records or table rows), consecutive ones with the same routing
-        key in packs (:mod:`runtime.packs`); mark and count the ones delivered."""
+        """Publish ``rows`` (records or table rows), those with the same routing key in
+        packs (:mod:`runtime.packs`); mark and count the ones delivered."""
         self._ensure_connected()
         groups = packs.group([(row.routing_key, row.body.encode("utf-8"), row) for row in rows], self.pack_size)
         messages = []

@@ -1,13 +1,21 @@
 """Several events in one AMQP message: a pack.
 
-On the wire an event is its envelope, a JSON object, in a message of its own. When the
-outbox relay has several events in a row for the same exchange and routing key, it may
-send them as one message whose body is a JSON array of their envelopes, in outbox order.
-A subscriber gets exactly the queues' worth of events it would get one by one (the
-routing key is the same for every event of a pack), with the broker's and the consumer's
-per-message work done once per pack: framing, routing, the quorum queue's log entry, the
-delivery and the ack. A lone event is always sent on its own, so a quiet system's events
-are the plain envelopes they always were.
+On the wire an event is its envelope, a JSON object, in a message of its own. When one
+batch of the outbox relay holds several events with the same routing key, it sends them
+as one message whose body is a JSON array of their envelopes, in outbox order. Every queue
+gets exactly the events it would get one by one, since all the events of a pack have the
+same routing key, with the broker's and the consumer's per-message work done once per
+pack: framing, routing, the quorum queue's log entry, the delivery and the ack. A lone
+event is always sent on its own, so a quiet system's events are the plain envelopes they
+always were.
+
+Order. The events of one routing key leave in outbox order, within a pack and from one
+pack to the next. Events of different keys in the same batch may leave in another order
+than they were committed: ``[A1, B1, A2]`` goes out as ``[A1, A2]``, ``[B1]``. No
+subscription can see that: each subscriber queue is bound to exactly one routing key,
+without wildcards (``contracts.events.SUBSCRIPTIONS``; a test keeps it so), and two queues
+are consumed independently anyway. A queue bound with a wildcard to several keys (an
+archive tap, say) gets each key's events in order, but not the keys' interleaving.
 
 Each event of a pack is still loaded, handled, logged and counted on its own (its own
 inbox row, in its own savepoint: :mod:`runtime.messaging`). What a pack shares is its
@@ -27,20 +35,20 @@ MAX_PACK_BYTES = 256 * 1024  # a pack's body; far below the broker's message siz
 
 
 def group(messages, size, max_bytes=MAX_PACK_BYTES):
-    """``messages``, a list of ``(routing_key, body_bytes, item)`` in the order to send,
-    cut into packs: runs of consecutive messages with the same routing key, at most
-    ``size`` of them and ``max_bytes`` of bodies in all. Order is kept within and across
-    packs."""
-    packs = []
-    current, key, used = None, None, 0
+    """``messages``, a list of ``(routing_key, body_bytes, item)`` in outbox order, cut
+    into packs of messages with the same routing key, at most ``size`` of them and
+    ``max_bytes`` of bodies in all. Each routing key's messages keep their order, within
+    and across packs; packs come in the order of their first message."""
+    packs, filling = [], {}  # routing key → [its last pack, that pack's bytes]
     for routing_key, body, item in messages:
-        if current is not None and routing_key == key and len(current) < size \
-                and used + len(body) + 1 <= max_bytes:
-            current.append((body, item))
-            used += len(body) + 1
+        current = filling.get(routing_key)
+        if current is not None and len(current[0]) < size and current[1] + len(body) + 1 <= max_bytes:
+            current[0].append((body, item))
+            current[1] += len(body) + 1
             continue
-        current, key, used = [(body, item)], routing_key, len(body) + 2
-        packs.append(current)
+        pack = [(body, item)]
+        filling[routing_key] = [pack, len(body) + 2]
+        packs.append(pack)
     return packs
 
 

@@ -142,3 +142,29 @@ def test_events_in_a_row_leave_in_packs_of_at_most_the_pack_size(core, relay, ch
     cut = [DEFAULT_PACK] * (50 // DEFAULT_PACK) + ([50 % DEFAULT_PACK] if 50 % DEFAULT_PACK else [])
     last = [DEFAULT_PACK] * (20 // DEFAULT_PACK) + ([20 % DEFAULT_PACK] if 20 % DEFAULT_PACK else [])
     assert sizes == cut + cut + last  # each scan (50, 50, 20) cut at the pack size
+
+
+def test_a_batch_with_two_routing_keys_leaves_in_packs_of_one_key_each_key_in_commit_order(core, relay, channel):
+    codes = [f"K{i:04d}" for i in range(40)]
+    keys = ["project_submitted" if i % 2 else "project_submitted.copy" for i in range(40)]
+    with core.transaction() as tx:  # interleaved: A1 B1 A2 B2 …
+        for code, key in zip(codes, keys):
+            tx.emit("project_submitted", submitted(code), correlation_id=code, routing_key=key)
+    relay()
+    taken = []  # (routing key, [codes]) per message
+
+    def drained():
+        while True:
+            msg = channel.basic_get(QUEUE, no_ack=True)
+            if msg is None:
+                return sum(len(got) for _, got in taken) >= len(codes)
+            taken.append((msg.delivery_info["routing_key"],
+                          [envelope["correlation_id"] for envelope in envelopes(json.loads(msg.body))]))
+
+    wait_for(drained, message="40 events")
+    for key in set(keys):
+        sent = [code for k, got in taken if k == key for code in got]
+        assert sent == [code for code, k in zip(codes, keys) if k == key]  # every event once, in order
+    assert all(keys[codes.index(code)] == key for key, got in taken for code in got)
+    per_key = -(-20 // DEFAULT_PACK)
+    assert len(taken) == 2 * per_key  # one scan of 40 rows: each key's 20 cut at the pack size
