@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DELIVERY_LIMIT = 5
 DEFAULT_BATCH = 32  # events handled by one worker, in one transaction
-DEFAULT_PREFETCH = 64  # unacked messages per subscription: two batches' worth of single events, so one fills while one runs
+# unacked messages per subscription: two batches' worth of single events, so one fills while one runs
+DEFAULT_PREFETCH = 64
 
 
 class Poison(Exception):

@@ -78,6 +78,27 @@ def count_seen(url, code=None):
         return s.execute(q).scalar()
 
 
+SUBMITTED_QUEUE = "evt-registry-project_submitted--review.handle_project_submitted"
+
+
+def messages_waiting(count, what):
+    vhost = broker.vhost_of(config["AMQP_URI"])
+    wait_for(lambda: (broker.queue(vhost, SUBMITTED_QUEUE) or {}).get("messages", 0) == count, message=what)
+
+
+def handled_but_one(cfg, codes, failing, what):
+    """The instrumented sink, started and left once every event but ``failing`` is handled
+    and one message (``what``) is dead-lettered."""
+    vhost = broker.vhost_of(config["AMQP_URI"])
+    sink = start(InstrumentedSink)
+    for code in codes:
+        if code != failing:
+            wait_for(lambda: count_seen(cfg["review"], code) == 1, message=f"{code} handled")
+    wait_for(lambda: (broker.queue(vhost, "review.dead-letters") or {}).get("messages", 0) == 1,
+             timeout=30, message=what)
+    return sink
+
+
 def emit(container, code):
     core = container.extensions  # noqa
     db = next(e for e in container.extensions if isinstance(e, Database))
@@ -89,9 +110,7 @@ def test_event_published_before_the_consumer_ever_started_is_delivered(cfg):
     source = start(Source)
     emit(source, "C-1")
     # the publisher declared the subscriber's queue: the event waits there
-    vhost = broker.vhost_of(config["AMQP_URI"])
-    wait_for(lambda: (broker.queue(vhost, "evt-registry-project_submitted--review.handle_project_submitted") or {})
-             .get("messages", 0) == 1, message="event waiting in the subscriber queue")
+    messages_waiting(1, "event waiting in the subscriber queue")
     sink = start(Sink)
     wait_for(lambda: count_seen(cfg["review"], "C-1") == 1, message="handler commit")
     sink.stop()
@@ -135,7 +154,7 @@ def test_a_failing_handler_dead_letters_after_the_delivery_limit(cfg):
     from runtime.deadletters import list_dead_letters, replay
     listed = wait_for(lambda: list_dead_letters(config["AMQP_URI"], "review"), message="dead letter listed")
     assert listed[0]["correlation_id"] == "C-BAD"
-    assert listed[0]["from_queue"] == "evt-registry-project_submitted--review.handle_project_submitted"
+    assert listed[0]["from_queue"] == SUBMITTED_QUEUE
     FAIL["codes"].discard("C-BAD")
     assert len(replay(config["AMQP_URI"], "review", event_id=listed[0]["event_id"])) == 1
     wait_for(lambda: count_seen(cfg["review"], "C-BAD") == 1, message="replayed event handled")
@@ -158,17 +177,10 @@ def test_events_that_arrive_together_share_a_commit_and_each_keeps_its_own_outco
     db = next(e for e in source.extensions if isinstance(e, Database))
     with db.core.transaction() as tx:
         ids = {tx.emit("project_submitted", submitted(code), correlation_id=code): code for code in codes}
-    vhost = broker.vhost_of(config["AMQP_URI"])
-    wait_for(lambda: (broker.queue(vhost, "evt-registry-project_submitted--review.handle_project_submitted") or {})
-             .get("messages", 0) == 20, message="20 events waiting for the subscriber")
+    messages_waiting(20, "20 events waiting for the subscriber")
     units_before, commits_before = units_and_commits()
     with capturing() as capture:
-        sink = start(InstrumentedSink)
-        for code in codes:
-            if code != "C-B07":
-                wait_for(lambda: count_seen(cfg["review"], code) == 1, message=f"{code} handled")
-        wait_for(lambda: (broker.queue(vhost, "review.dead-letters") or {}).get("messages", 0) == 1,
-                 timeout=30, message="the failing event dead-lettered after its deliveries")
+        sink = handled_but_one(cfg, codes, "C-B07", "the failing event dead-lettered after its deliveries")
         sink.stop()
     source.stop()
     FAIL["codes"].discard("C-B07")
@@ -201,21 +213,14 @@ def test_a_pack_of_events_is_handled_event_by_event_and_settled_as_one_message(c
     db = next(e for e in source.extensions if isinstance(e, Database))
     with db.core.transaction() as tx:
         ids = {tx.emit("project_submitted", submitted(code), correlation_id=code): code for code in codes}
-    vhost = broker.vhost_of(config["AMQP_URI"])
-    queue = "evt-registry-project_submitted--review.handle_project_submitted"
-    wait_for(lambda: (broker.queue(vhost, queue) or {}).get("messages", 0) == 3,
-             message="20 events waiting as 3 messages (8 + 8 + 4)")
+    messages_waiting(3, "20 events waiting as 3 messages (8 + 8 + 4)")
     with capturing() as capture:
-        sink = start(InstrumentedSink)
-        for code in codes:
-            if code != "C-P09":
-                wait_for(lambda: count_seen(cfg["review"], code) == 1, message=f"{code} handled")
-        wait_for(lambda: (broker.queue(vhost, "review.dead-letters") or {}).get("messages", 0) == 1,
-                 timeout=30, message="the pack holding the failing event dead-lettered after its deliveries")
+        sink = handled_but_one(cfg, codes, "C-P09",
+                               "the pack holding the failing event dead-lettered after its deliveries")
         listed = list_dead_letters(config["AMQP_URI"], "review")
         # the second pack: C-P08 … C-P15, in their order, each listed on its own
         assert [letter["correlation_id"] for letter in listed] == codes[8:16]
-        assert {letter["from_queue"] for letter in listed} == {queue}
+        assert {letter["from_queue"] for letter in listed} == {SUBMITTED_QUEUE}
         assert {letter["pack_of"] for letter in listed} == {8}
         assert count_seen(cfg["review"]) == 19 and count_seen(cfg["review"], "C-P09") == 0
         FAIL["codes"].discard("C-P09")
@@ -248,7 +253,8 @@ def test_a_pack_with_an_event_its_contract_refuses_is_dead_lettered_once_the_oth
         for code in ("C-R1", "C-R2"):
             tx.emit("project_submitted", submitted(code), correlation_id=code)
     with writer.read() as s:
-        bodies = [body.encode() for body in s.execute(select(writer.outbox.c.body).order_by(writer.outbox.c.id)).scalars()]
+        rows = s.execute(select(writer.outbox.c.body).order_by(writer.outbox.c.id)).scalars()
+        bodies = [body.encode() for body in rows]
     refused = json.dumps({"event_type": "project_submitted", "payload": {}}).encode()
     sink = start(Sink)
     with Connection(config["AMQP_URI"]) as conn:
