@@ -33,11 +33,12 @@ def http_json(url, timeout=2):
         return resp.status, json.loads(resp.read() or b"null")
 
 
-def rss_bytes(pid):
-    """Resident set size of a process (VmRSS), in bytes."""
+def rss_bytes(pid, field="VmRSS"):
+    """Resident set size of a process (``VmRSS``; ``VmHWM``: the highest it has been), in
+    bytes."""
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -62,6 +63,13 @@ def broker_pid():
         if args and args[0].endswith(b"beam.smp") and any(b"rabbit" in a for a in args):
             return int(entry)
     return None
+
+
+def with_broker(pids):
+    """``pids`` ({process name: pid}) and, if it runs on this machine, the broker's as
+    ``rabbitmq``."""
+    beam = broker_pid()
+    return dict(pids, rabbitmq=beam) if beam else dict(pids)
 
 
 def postgres_cpu():

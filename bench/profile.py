@@ -63,12 +63,6 @@ def _cpu_line(before, n, unit):
         f"{k} {v:,.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
 
 
-def _peak_rss(pid):
-    """The highest resident set size a process has had (VmHWM), in bytes."""
-    with open(f"/proc/{pid}/status") as fh:
-        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
-
-
 def _snapshot(pids):
     from bench.harness import cpu_seconds
     return {"pids": pids, "cpu": {k: cpu_seconds(pid) for k, pid in pids.items()}}
@@ -241,7 +235,7 @@ def rpc(args):
 
 def events(args):
     from bench.client import Client
-    from bench.harness import broker_pid
+    from bench.harness import rss_bytes, with_broker
     from bench.run import prefill_outbox, published_times
     bench = _bench(args, "events")
     try:
@@ -251,10 +245,7 @@ def events(args):
         bench.cluster.start_bench_service("bench_sink", "BenchSink", uri,
                                           db_url=bench.cluster.database("sqlite", "events_sink"))
         bench.cluster.wait_ready(["bench_sink"])
-        pids = {"bench_sink": bench.cluster.procs["bench_sink"].pid}
-        beam = broker_pid()
-        if beam:
-            pids["rabbitmq"] = beam
+        pids = with_broker({"bench_sink": bench.cluster.procs["bench_sink"].pid})
         spies = _spies(args, pids)
         before = _snapshot(pids)
         bench.cluster.start_bench_service("bench_source", "BenchSource", uri, db_url=source_db)
@@ -268,7 +259,7 @@ def events(args):
         finally:
             client.close()
         _cpu_line(before, args.n, "event (subscriber)")
-        print(f"  bench_sink peak RSS {_peak_rss(pids['bench_sink']) / 2**20:.1f} MB")
+        print(f"  bench_sink peak RSS {rss_bytes(pids['bench_sink'], 'VmHWM') / 2**20:.1f} MB")
         _stop(spies)
         published = published_times(source_db)
         first = min(published)

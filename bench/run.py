@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 
 from bench import approvals, floor, http_load, scale  # noqa: E402
 from bench.client import Client  # noqa: E402
-from bench.harness import SUITE, Cluster, broker_pid, cpu_seconds, postgres_cpu  # noqa: E402
+from bench.harness import SUITE, Cluster, cpu_seconds, postgres_cpu, with_broker  # noqa: E402
 from bench.stats import Results, percentile, summary_ms  # noqa: E402
 
 MB = 1024 * 1024
@@ -147,11 +147,7 @@ class Bench:
 
     def suite_pids(self, label):
         """{process name: pid} of the suite started as ``label``, and the broker's."""
-        pids = {service: self.cluster.procs[f"{label}.{service}"].pid for service in SUITE}
-        beam = broker_pid()
-        if beam:
-            pids["rabbitmq"] = beam
-        return pids
+        return with_broker({service: self.cluster.procs[f"{label}.{service}"].pid for service in SUITE})
 
     def measure_rss(self, label, when):
         for service in SUITE:

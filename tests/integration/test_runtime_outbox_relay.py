@@ -63,21 +63,28 @@ def emit(core, codes):
             tx.emit("project_submitted", submitted(code), correlation_id=code)
 
 
-def received(channel, expected, timeout=20):
-    got = []
+def received_messages(channel, expected, timeout=20):
+    """``(routing key, [project codes])`` of each message, once ``expected`` events came."""
+    taken = []
 
     def drained():
         while True:
             msg = channel.basic_get(QUEUE, no_ack=True)
             if msg is None:
                 break
-            got.extend(envelope["correlation_id"] for envelope in envelopes(json.loads(msg.body)))
-        return len(got) >= expected
+            taken.append((msg.delivery_info["routing_key"],
+                          [envelope["correlation_id"] for envelope in envelopes(json.loads(msg.body))]))
+        return sum(len(codes) for _, codes in taken) >= expected
 
     wait_for(drained, timeout=timeout, message=f"{expected} events")
     eventlet.sleep(0.3)
     drained()
-    return got
+    return taken
+
+
+def received(channel, expected, timeout=20):
+    """The project codes of the events, in the order they came."""
+    return [code for _, codes in received_messages(channel, expected, timeout) for code in codes]
 
 
 def unsent(core):
@@ -126,18 +133,8 @@ def test_events_in_a_row_leave_in_packs_of_at_most_the_pack_size(core, relay, ch
     codes = [f"P{i:04d}" for i in range(120)]
     emit(core, codes)  # waiting in the table: the relay scans them 50 at a time
     relay()
-    sizes, got = [], []
-
-    def drained():
-        while True:
-            msg = channel.basic_get(QUEUE, no_ack=True)
-            if msg is None:
-                return len(got) >= len(codes)
-            events = envelopes(json.loads(msg.body))
-            sizes.append(len(events))
-            got.extend(envelope["correlation_id"] for envelope in events)
-
-    wait_for(drained, message="120 events")
+    taken = received_messages(channel, len(codes))
+    got, sizes = [code for _, sent in taken for code in sent], [len(sent) for _, sent in taken]
     assert got == codes
     cut = [DEFAULT_PACK] * (50 // DEFAULT_PACK) + ([50 % DEFAULT_PACK] if 50 % DEFAULT_PACK else [])
     last = [DEFAULT_PACK] * (20 // DEFAULT_PACK) + ([20 % DEFAULT_PACK] if 20 % DEFAULT_PACK else [])
@@ -151,17 +148,7 @@ def test_a_batch_with_two_routing_keys_leaves_in_packs_of_one_key_each_key_in_co
         for code, key in zip(codes, keys):
             tx.emit("project_submitted", submitted(code), correlation_id=code, routing_key=key)
     relay()
-    taken = []  # (routing key, [codes]) per message
-
-    def drained():
-        while True:
-            msg = channel.basic_get(QUEUE, no_ack=True)
-            if msg is None:
-                return sum(len(got) for _, got in taken) >= len(codes)
-            taken.append((msg.delivery_info["routing_key"],
-                          [envelope["correlation_id"] for envelope in envelopes(json.loads(msg.body))]))
-
-    wait_for(drained, message="40 events")
+    taken = received_messages(channel, len(codes))  # (routing key, [codes]) per message
     for key in set(keys):
         sent = [code for k, got in taken if k == key for code in got]
         assert sent == [code for code, k in zip(codes, keys) if k == key]  # every event once, in order
