@@ -7,6 +7,9 @@ all the server binds an ephemeral port on loopback instead of clashing on :8000.
 
 Each request gets one log line: the entrypoint's (``runtime.ops``), or ``http refused``
 for a request no entrypoint takes. Health probes and metrics scrapes get none.
+
+Request headers are read by :mod:`runtime.headers` (installed on import), not by the
+``email`` package.
 """
 import logging
 import socket
@@ -18,10 +21,11 @@ from nameko.web.server import WebServer, WsgiApp, parse_address
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from . import jsoncodec
+from . import headers, jsoncodec
 from .workers import SignatureOnce
 
 log = logging.getLogger(__name__)
+headers.install()
 
 
 def json_response(status, body):
