@@ -11,14 +11,17 @@ proving what is already true.
 ``dict``), every field's own validators passed, no unknown key, every required field
 present, the schema's ``@validates_schema`` hooks passed. Its source is written for the
 schema's fields and compiled, so a load runs no loop over fields and calls no function
-for a scalar field's type test. It returns exactly what ``schema.load`` would (the same
-keys, defaults and types). For anything else — a value marshmallow would coerce (``"5"``
-for an integer), a missing required field, a validator that refuses, an unknown key — it
-raises :class:`NotPlain` and the caller hands the data to marshmallow, which decides and
-words the errors. The fast path can therefore never
-accept what marshmallow refuses, nor refuse what it accepts; it can only skip work.
-``tests/unit/test_contract_fastpath.py`` checks that on every contract against random
-valid and broken inputs.
+for a scalar field's type test, nor for marshmallow's own ``OneOf``, ``Range``,
+``Regexp`` and ``Length`` validators, whose tests are written inline as comparisons; a
+list of nested objects is loaded by a comprehension written into the loader. It returns
+exactly what ``schema.load`` would (the same keys, defaults and types). For anything
+else — a value marshmallow would coerce (``"5"`` for an integer), a missing required
+field, a validator that refuses, an unknown key — it raises :class:`NotPlain` and the
+caller hands the data to marshmallow, which decides and words the errors. The fast path
+can therefore never accept what marshmallow refuses, nor refuse what it accepts; it can
+only skip work. ``tests/unit/test_contract_fastpath.py`` checks that on every contract
+against random valid and broken inputs, and at the bounds of every validator written
+inline.
 
 A schema that uses anything this module does not model (another field type, a field with
 its own pre/post-load functions, ``@pre_load``/``@post_load``/``@validates`` hooks,
@@ -31,7 +34,7 @@ does for one object (the same arguments, in the same order). That is one reason
 marshmallow is pinned (requirements.txt); the differential test fails if either changes
 meaning.
 """
-from marshmallow import EXCLUDE, RAISE, ValidationError, fields
+from marshmallow import EXCLUDE, RAISE, ValidationError, fields, validate
 from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 from marshmallow.utils import missing
 
@@ -141,9 +144,16 @@ def _generate_loader(schema, unknown, converters):
         if expected is not None:
             names[f"type_{i}"] = expected
             lines.append(f"    elif type(value) is type_{i}:")
-            if field.validators:  # as _with_validators: anything a validator raises, or False, is not plain
+            called = []
+            for j, check in enumerate(field.validators):
+                test = _inline_test(check, expected, f"{i}_{j}", names)
+                if test is None:
+                    called.append((j, check))
+                else:
+                    lines.append(f"        if {test}: raise NotPlain")
+            if called:  # as _with_validators: anything a validator raises, or False, is not plain
                 lines.append("        try:")
-                for j, check in enumerate(field.validators):
+                for j, check in called:
                     names[f"check_{i}_{j}"] = check
                     lines.append(f"            if check_{i}_{j}(value) is False: raise NotPlain")
                 lines.append("        except Exception: raise NotPlain from None")
@@ -151,6 +161,12 @@ def _generate_loader(schema, unknown, converters):
             if field.allow_none:
                 lines.append("    elif value is None:")
                 lines.append(f"        out[{out_key!r}] = None")
+            lines.append("    else:")
+            lines.append("        raise NotPlain")
+        elif hasattr(convert, "each"):  # a list, as _each converts it, without the call
+            names[f"each_{i}"] = convert.each
+            lines.append("    elif type(value) is list:")
+            lines.append(f"        out[{out_key!r}] = [each_{i}(item) for item in value]")
             lines.append("    else:")
             lines.append("        raise NotPlain")
         else:
@@ -174,6 +190,59 @@ def _generate_loader(schema, unknown, converters):
     source = "\n".join(lines)
     exec(compile(source, f"<contract loader {type(schema).__name__}>", "exec"), names)  # noqa: S102 - our own source
     return names["load"]
+
+
+def _inline_test(check, expected, key, names):
+    """The source of a test that is true exactly when marshmallow's ``check`` (one of its
+    own ``OneOf``, ``Range``, ``Regexp`` or ``Length``, not a subclass) refuses a value of
+    exactly type ``expected``, with the names it uses added to ``names``; ``None`` for any other
+    validator, or for one whose test could raise on such a value. Written inline, a test
+    costs a comparison instead of a call into marshmallow's validator."""
+    kind = type(check)
+    if kind is validate.OneOf:
+        choices = check.choices
+        if not isinstance(choices, (list, tuple, set, frozenset)):
+            return None
+        try:
+            # a set finds what ``in`` finds in the list: for a str, int or bool value, an
+            # equal choice has the same hash
+            names[f"choices_{key}"] = frozenset(choices)
+        except TypeError:  # an unhashable choice
+            return None
+        return f"value not in choices_{key}"
+    if kind is validate.Range:
+        # an int compared with a number never raises; other values keep the validator
+        bounds = [b for b in (check.min, check.max) if b is not None]
+        if expected is not int or not all(type(b) in (int, float) for b in bounds):
+            return None
+        tests = []
+        if check.min is not None:
+            names[f"min_{key}"] = check.min
+            tests.append(f"value {'<' if check.min_inclusive else '<='} min_{key}")
+        if check.max is not None:
+            names[f"max_{key}"] = check.max
+            tests.append(f"value {'>' if check.max_inclusive else '>='} max_{key}")
+        return " or ".join(tests) or "False"
+    if kind is validate.Regexp:
+        if expected is not str or not isinstance(check.regex.pattern, str):  # a str never meets a bytes pattern
+            return None
+        names[f"regex_{key}"] = check.regex
+        return f"regex_{key}.match(value) is None"
+    if kind is validate.Length:
+        if expected is not str:
+            return None
+        if check.equal is not None:
+            names[f"equal_{key}"] = check.equal
+            return f"len(value) != equal_{key}"
+        tests = []
+        if check.min is not None:
+            names[f"min_{key}"] = check.min
+            tests.append(f"len(value) < min_{key}")
+        if check.max is not None:
+            names[f"max_{key}"] = check.max
+            tests.append(f"len(value) > max_{key}")
+        return " or ".join(tests) or "False"
+    return None
 
 
 # ---- fields ------------------------------------------------------------------------
@@ -200,6 +269,7 @@ def _exact(expected):
         if type(value) is not expected:
             raise NotPlain
         return value
+    convert.exact = expected  # a generated dumper writes the test out itself
     return convert
 
 
@@ -214,12 +284,14 @@ def _each(convert):
         if type(value) is not list:
             raise NotPlain
         return [convert(item) for item in value]
+    convert_list.each = convert  # a generated loader writes the list out itself
     return convert_list
 
 
 def _none_passes(convert):
     def convert_or_none(value):
         return None if value is None else convert(value)
+    convert_or_none.inner = convert  # a generated dumper writes the None test out itself
     return convert_or_none
 
 
@@ -308,28 +380,50 @@ def _build_dumper(schema, building):
     converters = _converters(schema.dump_fields, _compile_dump_field, building)
     if converters is None:
         return None
-    # shadowed: a key marshmallow would look up with getattr(dict, key) when it is missing
-    specs = tuple((field.attribute or name, field.data_key if field.data_key is not None else name, convert,
-                   field.dump_default, callable(field.dump_default), hasattr(dict, field.attribute or name))
-                  for name, field, convert in converters)
-    dict_class = schema.dict_class
+    return _generate_dumper(schema, converters)
 
-    def dump(obj):
-        if type(obj) is not dict:
-            raise NotPlain
-        out = dict_class()
-        for get_key, out_key, convert, default, default_is_callable, shadowed in specs:
-            value = obj.get(get_key, missing)
-            if value is missing:
-                if shadowed:
-                    raise NotPlain
-                if default is missing:
-                    continue
-                value = default() if default_is_callable else default
-            out[out_key] = convert(value)
-        return out
 
-    return dump
+def _generate_dumper(schema, converters):
+    """The dumper as the source of one function, compiled, as :func:`_generate_loader`
+    writes a loader: for each field, ``out[key] = convert(value)`` with the steps of
+    ``convert`` written out where they are a test (``None`` passes, an exact type, a list
+    whose items are converted), so a plain value costs no call."""
+    names = {"NotPlain": NotPlain, "missing": missing, "dict_class": schema.dict_class}
+    lines = ["def dump(obj):", "    if type(obj) is not dict: raise NotPlain", "    out = dict_class()"]
+    for i, (name, field, convert) in enumerate(converters):
+        get_key = field.attribute or name
+        out_key = field.data_key if field.data_key is not None else name
+        names[f"convert_{i}"] = convert
+        lines.append(f"    value = obj.get({get_key!r}, missing)")
+        lines.append("    if value is missing:")
+        if hasattr(dict, get_key):  # marshmallow would look it up with getattr(dict, key)
+            lines.append("        raise NotPlain")
+        elif field.dump_default is missing:
+            lines.append("        pass")
+        else:
+            names[f"default_{i}"] = field.dump_default
+            call = "()" if callable(field.dump_default) else ""
+            lines.append(f"        out[{out_key!r}] = convert_{i}(default_{i}{call})")
+        step = convert
+        if hasattr(step, "inner"):  # _none_passes
+            lines.append("    elif value is None:")
+            lines.append(f"        out[{out_key!r}] = None")
+            step = step.inner
+        if hasattr(step, "exact"):
+            names[f"type_{i}"] = step.exact
+            lines += [f"    elif type(value) is type_{i}:", f"        out[{out_key!r}] = value",
+                      "    else:", "        raise NotPlain"]
+        elif hasattr(step, "each"):
+            names[f"each_{i}"] = step.each
+            lines += ["    elif type(value) is list:",
+                      f"        out[{out_key!r}] = [each_{i}(item) for item in value]",
+                      "    else:", "        raise NotPlain"]
+        else:
+            names[f"step_{i}"] = step
+            lines += ["    else:", f"        out[{out_key!r}] = step_{i}(value)"]
+    lines.append("    return out")
+    exec(compile("\n".join(lines), f"<contract dumper {type(schema).__name__}>", "exec"), names)  # noqa: S102
+    return names["dump"]
 
 
 def _compile_dump_field(field, building):

@@ -164,6 +164,47 @@ def test_fast_load_decides_as_marshmallow(contract):
     assert agreed > 0, "no generated sample was valid: the generator does not exercise this contract"
 
 
+def _at_bounds(field):
+    """Values of the field's type on both sides of each bound of its Range, Length and
+    OneOf validators (the fast loader writes these three inline)."""
+    kind = type(field)
+    values = []
+    for check in field.validators:
+        if isinstance(check, validate.Range) and kind is fields.Integer:
+            for bound in (check.min, check.max):
+                if bound is not None:
+                    values += [int(bound) - 1, int(bound), int(bound) + 1]
+        elif isinstance(check, validate.Length) and kind is fields.String:
+            for bound in (check.min, check.max, check.equal):
+                if bound is not None:
+                    values += ["项" * n for n in (bound - 1, bound, bound + 1) if n >= 0]
+        elif isinstance(check, validate.OneOf):
+            values += list(check.choices) + ["not-a-choice", ""]
+        elif isinstance(check, validate.Regexp) and kind is fields.String:
+            values += ["2026-11-28", "2026-11-28x", "x2026-11-28", "", "项目"]
+    return values
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_validators_decide_as_marshmallow_at_their_bounds(contract):
+    schema = schema_instance(contract)
+    rng = random.Random("bounds:" + contract.__name__)
+    valid = next((d for d in (_object(schema, rng) for _ in range(200)) if _marshmallow(schema, d)[0]), None)
+    assert valid is not None
+    tried = 0
+    for name, field in schema.load_fields.items():
+        for value in _at_bounds(field):
+            data = dict(valid, **{field.data_key or name: value})
+            ok, expected = _marshmallow(schema, data)
+            fast_ok, got = _fast(schema, data)
+            assert fast_ok == ok, (name, value, expected)
+            if ok:
+                assert _same(got, expected)
+            tried += 1
+    if any(_at_bounds(field) for field in schema.load_fields.values()):
+        assert tried > 0
+
+
 @pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
 def test_fast_dump_is_marshmallow_dump(contract):
     schema = schema_instance(contract)
@@ -386,3 +427,37 @@ def test_a_field_type_without_fast_path_leaves_the_schema_to_marshmallow():
     with pytest.raises(ValidationFailed) as exc:
         load(_Holder, {"name": "x", "measured": {"value": "many"}})
     assert exc.value.errors[0]["field"] == "measured.value"
+
+
+def test_inline_validators_of_every_form_decide_as_marshmallow():
+    from marshmallow import Schema
+
+    class Forms(Schema):
+        code = fields.String(validate=validate.Length(equal=3))
+        short = fields.String(validate=validate.Length(min=2))
+        level = fields.Integer(strict=True, validate=validate.Range(min=1, max=5, min_inclusive=False,
+                                                                    max_inclusive=False))
+        ratio = fields.Integer(strict=True, validate=validate.Range(min=0.5, max=9.5))
+        flag = fields.Boolean(validate=validate.OneOf([True]))
+        tagged = fields.String(validate=validate.OneOf([["unhashable"], "a"]))
+        mixed = fields.Integer(strict=True, validate=[validate.Range(min=0), validate.OneOf([0, 2, 4])])
+        dated = fields.String(validate=validate.Regexp(r"\d{4}-\d{2}-\d{2}"))
+
+    schema = Forms()
+    values = {
+        "code": ["ab", "abc", "abcd", ""],
+        "short": ["", "a", "ab", "abc"],
+        "level": [0, 1, 2, 4, 5, 6],
+        "ratio": [0, 1, 9, 10],
+        "flag": [True, False],
+        "tagged": ["a", "b"],
+        "mixed": [-2, 0, 1, 2, 4, 5],
+        "dated": ["2026-11-28", "2026-11-28 and more", "on 2026-11-28", ""],
+    }
+    for name, candidates in values.items():
+        for value in candidates:
+            ok, expected = _marshmallow(schema, {name: value})
+            fast_ok, got = _fast(schema, {name: value})
+            assert fast_ok == ok, (name, value, expected)
+            if ok:
+                assert _same(got, expected)
