@@ -15,6 +15,11 @@ small and in one process, with no broker:
 * ``saga``: one project of the approval run (dalate, every signature automatic) through
   review's saga, built as review's use cases build it, each step on the case decoded from
   its JSON;
+* ``case-view``: review's answer to ``review.get_case`` for that project once approved: the
+  case view built and dumped through its contract (``CONTRACT_CHECKS=events``), what every
+  gateway read of a project waits for;
+* ``http-headers``: a gateway request's headers parsed as eventlet's HTTP server parses them
+  (``http.client.parse_headers``, by ``runtime.headers`` where the tree installs it);
 * ``review-project``: the same project through review's use cases on a SQLite file, as the
   service runs them without the broker: the project_submitted handler, every signed
   opinion, the documents by RPC, with the case, its opinion index, the audit chain, the
@@ -50,6 +55,8 @@ WORKLOADS = {
     "contract-load": ("load", 2000),
     "contract-check": ("dump and check", 2000),
     "saga": ("project", 100),
+    "case-view": ("view", 2000),
+    "http-headers": ("request", 5000),
     "review-project": ("project", 20),
 }
 TODAY = (2026, 11, 27)
@@ -100,7 +107,8 @@ def _approved(case):
 
 def drive_saga(saga, app, code="2026-150621-00001-1"):
     """One project through ``saga`` from submission to approval, each step on the case
-    decoded from its JSON (as review reads it from its row); the steps it took."""
+    decoded from its JSON (as review reads it from its row); the steps it took, and the
+    approved case."""
     from runtime import jsoncodec
     project = project_ref(app, code)
     row = jsoncodec.dumps(saga.submit(None, project=project, application=app, revision=1,
@@ -110,7 +118,7 @@ def drive_saga(saga, app, code="2026-150621-00001-1"):
         case = jsoncodec.loads(row)
         if case["state"] != "in_progress":
             _approved(case)
-            return steps
+            return steps, case
         stage = next(s for s in case["stages"] if s["key"] == case["current_stage"])
         if stage["type"] == "documents":
             missing = [d for d in stage["documents_required"] if not case["documents"].get(d)]
@@ -152,6 +160,31 @@ def _saga(profile):
         cases.rng = random.Random(i)
         drive_saga(cases._saga(_Pool()), app)
     return run
+
+
+def _case_view(profile):
+    import random
+    from contracts import dump
+    from contracts.enums import DOCUMENT_TYPES
+    from contracts.rpc_review import CaseViewSchema
+    from services.review.usecases import ReviewCases
+    from services.review.views import case_view
+    cases = ReviewCases(None, profile, today())
+    cases.rng = random.Random(1)
+    _, case = drive_saga(cases._saga(_Pool()), application())
+    return lambda i: dump(CaseViewSchema, case_view(case, today(), DOCUMENT_TYPES), check=False)
+
+
+REQUEST_HEADERS = (b"Host: 127.0.0.1:8000\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n"
+                   b"Accept: application/json\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n"
+                   b"Authorization: Bearer " + b"7f" * 32 + b"\r\n\r\n")
+
+
+def _http_headers():
+    import http.client
+    import io
+    import runtime.web  # noqa: F401 - the services' HTTP; installs runtime.headers where the tree has it
+    return lambda i: http.client.parse_headers(io.BytesIO(REQUEST_HEADERS))
 
 
 def _review_project(profile, directory):
@@ -211,7 +244,8 @@ def _run(workload, n):
     try:
         profile = auto_profile()
         runs = {"contract-load": _contracts("load"), "contract-check": _contracts("check"),
-                "saga": _saga(profile), "review-project": _review_project(profile, directory)}
+                "saga": _saga(profile), "case-view": _case_view(profile), "http-headers": _http_headers(),
+                "review-project": _review_project(profile, directory)}
         for run in runs.values():  # the same set-up and warm-up whatever is measured
             for i in range(3):
                 run(100_000 + i)
