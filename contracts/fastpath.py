@@ -130,16 +130,7 @@ def _generate_loader(schema, unknown, converters):
     for i, (name, field, convert) in enumerate(converters):
         in_key = field.data_key if field.data_key is not None else name
         out_key = field.attribute or name
-        lines.append(f"    value = data.get({in_key!r}, missing)")
-        lines.append("    if value is missing:")
-        if field.required:
-            lines.append("        raise NotPlain")
-        elif field.load_default is missing:
-            lines.append("        pass")
-        else:
-            names[f"default_{i}"] = field.load_default
-            call = "()" if callable(field.load_default) else ""
-            lines.append(f"        out[{out_key!r}] = default_{i}{call}")
+        lines += _read_field(i, in_key, out_key, field.required, field.load_default, names)
         expected = _scalar_type(field)
         if expected is not None:
             names[f"type_{i}"] = expected
@@ -192,12 +183,28 @@ def _generate_loader(schema, unknown, converters):
     return names["load"]
 
 
+def _read_field(i, in_key, out_key, refuse, default, names, through=""):
+    """A field's first lines in generated code: its value read from ``data``, and what a
+    missing one does: refuse (``NotPlain``), leave the key out (no default), or put the
+    default, called if it is callable and passed through ``through`` if given."""
+    lines = [f"    value = data.get({in_key!r}, missing)", "    if value is missing:"]
+    if refuse:
+        lines.append("        raise NotPlain")
+    elif default is missing:
+        lines.append("        pass")
+    else:
+        names[f"default_{i}"] = default
+        value = f"default_{i}{'()' if callable(default) else ''}"
+        lines.append(f"        out[{out_key!r}] = {f'{through}({value})' if through else value}")
+    return lines
+
+
 def _inline_test(check, expected, key, names):
     """The source of a test that is true exactly when marshmallow's ``check`` (one of its
     own ``OneOf``, ``Range``, ``Regexp`` or ``Length``, not a subclass) refuses a value of
-    exactly type ``expected``, with the names it uses added to ``names``; ``None`` for any other
-    validator, or for one whose test could raise on such a value. Written inline, a test
-    costs a comparison instead of a call into marshmallow's validator."""
+    exactly type ``expected``, with the names it uses added to ``names``; ``None`` for any
+    other validator, or for one whose test could raise on such a value. Written inline, a
+    test costs a comparison instead of a call into marshmallow's validator."""
     kind = type(check)
     if kind is validate.OneOf:
         choices = check.choices
@@ -215,16 +222,11 @@ def _inline_test(check, expected, key, names):
         bounds = [b for b in (check.min, check.max) if b is not None]
         if expected is not int or not all(type(b) in (int, float) for b in bounds):
             return None
-        tests = []
-        if check.min is not None:
-            names[f"min_{key}"] = check.min
-            tests.append(f"value {'<' if check.min_inclusive else '<='} min_{key}")
-        if check.max is not None:
-            names[f"max_{key}"] = check.max
-            tests.append(f"value {'>' if check.max_inclusive else '>='} max_{key}")
-        return " or ".join(tests) or "False"
+        return _bound_tests("value", key, names, (check.min, "<" if check.min_inclusive else "<="),
+                            (check.max, ">" if check.max_inclusive else ">="))
     if kind is validate.Regexp:
-        if expected is not str or not isinstance(check.regex.pattern, str):  # a str never meets a bytes pattern
+        # a bytes pattern raises on a str value: that validator keeps its call
+        if expected is not str or not isinstance(check.regex.pattern, str):
             return None
         names[f"regex_{key}"] = check.regex
         return f"regex_{key}.match(value) is None"
@@ -234,15 +236,19 @@ def _inline_test(check, expected, key, names):
         if check.equal is not None:
             names[f"equal_{key}"] = check.equal
             return f"len(value) != equal_{key}"
-        tests = []
-        if check.min is not None:
-            names[f"min_{key}"] = check.min
-            tests.append(f"len(value) < min_{key}")
-        if check.max is not None:
-            names[f"max_{key}"] = check.max
-            tests.append(f"len(value) > max_{key}")
-        return " or ".join(tests) or "False"
+        return _bound_tests("len(value)", key, names, (check.min, "<"), (check.max, ">"))
     return None
+
+
+def _bound_tests(subject, key, names, low, high):
+    """``subject`` tested against a lower and an upper bound, each ``(bound or None, the
+    comparison that refuses)``: true when either refuses (``False`` with no bound)."""
+    tests = []
+    for name, (bound, refuses) in (("min", low), ("max", high)):
+        if bound is not None:
+            names[f"{name}_{key}"] = bound
+            tests.append(f"{subject} {refuses} {name}_{key}")
+    return " or ".join(tests) or "False"
 
 
 # ---- fields ------------------------------------------------------------------------
@@ -389,21 +395,14 @@ def _generate_dumper(schema, converters):
     ``convert`` written out where they are a test (``None`` passes, an exact type, a list
     whose items are converted), so a plain value costs no call."""
     names = {"NotPlain": NotPlain, "missing": missing, "dict_class": schema.dict_class}
-    lines = ["def dump(obj):", "    if type(obj) is not dict: raise NotPlain", "    out = dict_class()"]
+    lines = ["def dump(data):", "    if type(data) is not dict: raise NotPlain", "    out = dict_class()"]
     for i, (name, field, convert) in enumerate(converters):
         get_key = field.attribute or name
         out_key = field.data_key if field.data_key is not None else name
         names[f"convert_{i}"] = convert
-        lines.append(f"    value = obj.get({get_key!r}, missing)")
-        lines.append("    if value is missing:")
-        if hasattr(dict, get_key):  # marshmallow would look it up with getattr(dict, key)
-            lines.append("        raise NotPlain")
-        elif field.dump_default is missing:
-            lines.append("        pass")
-        else:
-            names[f"default_{i}"] = field.dump_default
-            call = "()" if callable(field.dump_default) else ""
-            lines.append(f"        out[{out_key!r}] = convert_{i}(default_{i}{call})")
+        # a missing key that is an attribute of dict: marshmallow would take getattr(dict, key)
+        lines += _read_field(i, get_key, out_key, hasattr(dict, get_key), field.dump_default, names,
+                             through=f"convert_{i}")
         step = convert
         if hasattr(step, "inner"):  # _none_passes
             lines.append("    elif value is None:")
