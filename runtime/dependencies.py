@@ -52,7 +52,8 @@ class Database(DependencyProvider):
         # DATABASES lets several services share one process (tests); DB_URL is the usual key
         url = (config.get("DATABASES") or {}).get(service) or config.get("DB_URL") \
             or "sqlite:///var/{}.db".format(service)
-        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH, OUTBOX_POLL_SECONDS or EVENT_PACK stops the service here, at start
+        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH, OUTBOX_POLL_SECONDS or EVENT_PACK stops the
+        # service here, at start
         self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations,
                                  synchronous=config.get("SQLITE_SYNCHRONOUS"))
         self.relay = OutboxRelay(

@@ -241,7 +241,8 @@ class Subscribe(Consumer):
                 "is not listed in contracts.events.SUBSCRIPTIONS"
             )
         self.batch_max = setting("EVENT_BATCH", DEFAULT_BATCH, positive_int)
-        self.consumer_options.setdefault("prefetch_count", setting("EVENT_PREFETCH", DEFAULT_PREFETCH, positive_int))
+        self.consumer_options.setdefault(
+            "prefetch_count", setting("EVENT_PREFETCH", DEFAULT_PREFETCH, positive_int))
         dlx_name, dlq_name = dead_letter_names(service)
         dlx = Exchange(dlx_name, type="fanout", durable=True, auto_delete=False)
         self.dead_letter_queue = Queue(dlq_name, exchange=dlx, routing_key="", durable=True,
@@ -362,8 +363,8 @@ class Subscribe(Consumer):
                 log.error("event refused and dead-lettered: %s", exc_info[1], extra=dict(fields, source=self.source))
                 fate = _DEAD
             else:
-                log.warning("event handler failed (delivery %d): %s", _deliveries(delivery.message) + 1, exc_info[1],
-                            extra=dict(fields, source=self.source))
+                log.warning("event handler failed (delivery %d): %s", _deliveries(delivery.message) + 1,
+                            exc_info[1], extra=dict(fields, source=self.source))
                 fate = _RETRY
             delivery.fate = max(delivery.fate, fate)
             delivery.pending -= 1

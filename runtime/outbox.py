@@ -3,9 +3,9 @@
 
 A row leaves the outbox (``published_at`` set) only after the broker confirmed it and
 routed it to at least one queue. A batch's rows with the same routing key go out
-together, several events in one message (:mod:`runtime.packs`). On a broker outage the rows wait; nothing is lost.
-Several replicas may relay the same outbox: a row may then be published twice, which
-the consumers' inbox turns into a no-op.
+together, several events in one message (:mod:`runtime.packs`). On a broker outage the
+rows wait; nothing is lost. Several replicas may relay the same outbox: a row may then be
+published twice, which the consumers' inbox turns into a no-op.
 
 Two ways in. The table is the truth: the relay scans it for unsent rows, oldest first,
 when it starts, after any failure, on every poll, and (on PostgreSQL) whenever a commit

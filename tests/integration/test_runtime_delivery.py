@@ -226,7 +226,8 @@ def test_a_pack_of_events_is_handled_event_by_event_and_settled_as_one_message(c
         FAIL["codes"].discard("C-P09")
         failing = next(event_id for event_id, code in ids.items() if code == "C-P09")
         assert len(replay(config["AMQP_URI"], "review", event_id=failing)) == 8
-        wait_for(lambda: count_seen(cfg["review"], "C-P09") == 1, message="the replayed pack's failing event handled")
+        wait_for(lambda: count_seen(cfg["review"], "C-P09") == 1,
+                 message="the replayed pack's failing event handled")
         assert list_dead_letters(config["AMQP_URI"], "review") == []
         sink.stop()
     source.stop()
