@@ -15,7 +15,6 @@ from tests.support import broker, databases
 from tests.support.ports import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMEKO = os.path.join(ROOT, ".venv", "bin", "nameko")
 
 SUITE = {
     "registry": ("services.registry.service:RegistryService", "services/registry/config.yaml"),
@@ -170,7 +169,9 @@ class Cluster:
         # this tree's code, even where the venv's editable install points at another checkout
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
         full_env.update(env or {})
-        args = [NAMEKO, "run", target, "--config", config]
+        # the tree's own venv: a tree compared side by side (bench.profile --against) may run
+        # another interpreter
+        args = [os.path.join(ROOT, ".venv", "bin", "nameko"), "run", target, "--config", config]
         for key, value in (defines or {}).items():
             args += ["--define", f"{key}={value}"]
         log_path = os.path.join(self.log_dir, f"{name}.log")

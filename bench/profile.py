@@ -6,6 +6,7 @@ each process spent per unit of work (from ``/proc``), optionally with py-spy rec
     .venv/bin/python -m bench.profile gateway   -n 2400 --against /tmp/before   # this tree and another, side by side
     .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
     .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
+    .venv/bin/python -m bench.profile events    -n 24000 --against /tmp/before   # drains in turns, two trees
     .venv/bin/python -m bench.profile approvals --spy review,registry --py-spy /path/to/py-spy
     .venv/bin/python -m bench.profile gateway --spy gateway --gil --rate 1000 --py-spy /path/to/py-spy
     .venv/bin/python -m bench.profile summary out/review.txt   # a py-spy raw file: busy share by package, top functions
@@ -17,6 +18,7 @@ samples of a hub waiting for I/O.
 """
 import argparse
 import collections
+import contextlib
 import os
 import re
 import statistics
@@ -146,18 +148,32 @@ def gateway(args):
         bench.cluster.close()
 
 
+def _trees(other_root):
+    """``(label, root)`` of this tree and the other one."""
+    from bench import harness
+    return (("this", harness.ROOT), ("other", os.path.abspath(other_root)))
+
+
+@contextlib.contextmanager
+def _tree(root):
+    """Processes started inside run ``root``'s code with ``root``'s venv."""
+    from bench import harness
+    saved, harness.ROOT = harness.ROOT, root
+    try:
+        yield
+    finally:
+        harness.ROOT = saved
+
+
 def _side_by_side(bench, other_root):
     """Start the suite from this tree ("this") and from ``other_root`` ("other", e.g. a
     ``git worktree`` of an earlier commit), each with its own vhost and databases; return
     {label: (gateway URL, project code, auth headers, {process: pid})}."""
     from bench import harness
     suites = {}
-    for label, root in (("this", harness.ROOT), ("other", os.path.abspath(other_root))):
-        saved, harness.ROOT = harness.ROOT, root  # the processes run that tree's code
-        try:
+    for label, root in _trees(other_root):
+        with _tree(root):
             uri, _, _ = bench.start_suite("sqlite", label)
-        finally:
-            harness.ROOT = saved
         base = bench.cluster.procs[f"{label}.gateway"].base_url
         code, headers = _reader(bench, uri, base)
         pids = bench.suite_pids(label)
@@ -234,6 +250,8 @@ def rpc(args):
 
 
 def events(args):
+    if args.against:
+        return _events_against(args)
     from bench.client import Client
     from bench.harness import rss_bytes, with_broker
     from bench.run import prefill_outbox, published_times
@@ -265,6 +283,53 @@ def events(args):
         first = min(published)
         print(f"  outbox → handler {args.n / (max(received.values()) - first):,.0f} events/s; "
               f"relay {len(published) / max(max(published) - first, 1e-6):,.0f} events/s")
+    finally:
+        bench.cluster.close()
+
+
+def _events_against(args):
+    """A source and a sink from each tree, each pair in its own vhost; the pairs drain their
+    backlogs in turns (``rounds`` of ``n / rounds`` events each, the order alternating), so
+    that the host's slow and fast phases fall on both alike. Each round's source is new,
+    with a new outbox; the sinks run throughout. Both trees must have the same outbox
+    schema: the backlog is written with this tree's code."""
+    from bench.client import Client
+    from bench.harness import cpu_seconds
+    from bench.run import prefill_outbox, published_times
+    bench = _bench(args, "events")
+    rounds = 8
+    per = max(args.n // rounds, 500)
+    pairs = {}
+    try:
+        for label, root in _trees(args.against):
+            uri = bench.cluster.vhost(f"events-{label}")
+            with _tree(root):
+                bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
+                                                  db_url=bench.cluster.database("sqlite", f"events_sink_{label}"))
+            pairs[label] = (uri, root, Client(uri))
+        bench.cluster.wait_ready([f"{label}.bench_sink" for label in pairs])
+        seen = {label: collections.Counter() for label in pairs}
+        for r in range(rounds):
+            for label in (("this", "other") if r % 2 else ("other", "this")):
+                uri, root, client = pairs[label]
+                source_db = bench.cluster.database("sqlite", f"events_source_{label}_{r}")
+                backlog = prefill_outbox(source_db, per)
+                sink = bench.cluster.procs[f"{label}.bench_sink"].pid
+                before = cpu_seconds(sink)
+                with _tree(root):
+                    bench.cluster.start_bench_service(f"{label}.bench_source", "BenchSource", uri, db_url=source_db)
+                received = bench.wait_received(client, backlog, timeout=600)
+                seen[label]["sink"] += cpu_seconds(sink) - before
+                bench.cluster.stop(f"{label}.bench_source")
+                seen[label]["seconds"] += max(received.values()) - min(published_times(source_db))
+                seen[label]["events"] += len(backlog)
+        for label in ("other", "this"):
+            done = seen[label]
+            print(f"  {label:<5} outbox → handler {done['events'] / done['seconds']:,.0f} events/s; "
+                  f"sink CPU per event {done['sink'] * 1e6 / done['events']:,.0f} µs "
+                  f"({rounds} rounds of {per:,})")
+        for _, _, client in pairs.values():
+            client.close()
     finally:
         bench.cluster.close()
 
@@ -312,8 +377,9 @@ def main(argv=None):
                         help="py-spy samples only while the GIL is held: a system call (send, recv) "
                              "counts for nothing instead of for all the time the process waited in it")
     parser.add_argument("--against", metavar="DIR",
-                        help="gateway: also start the suite from DIR (a git worktree of another commit) and "
-                             "alternate the reads between the two in batches")
+                        help="gateway, events: also start the suite (events: a source and a sink) from DIR, "
+                             "a git worktree of another commit or with another venv, and alternate the "
+                             "reads (the drains) between the two")
     parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)
