@@ -2,10 +2,16 @@
 # Create .venv with Python 3.11 and install the pinned dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# PYTHON first when set; then the distribution's own python3.11, before one found on PATH.
+# Debian and Ubuntu build theirs with profile-guided optimisation and link-time
+# optimisation; pyenv's default build has neither, and the services' Python code ran 5-10%
+# slower on it (bench/README.md, step 22). A candidate must be 3.11 and able to make a venv
+# (Debian's python3.11-venv package).
 PY=""
-for cand in "${PYTHON:-}" python3.11 python3; do
+for cand in "${PYTHON:-}" /usr/bin/python3.11 python3.11 python3; do
   [[ -z "$cand" ]] && continue
-  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+  if command -v "$cand" >/dev/null 2>&1 \
+      && "$cand" -c 'import sys, ensurepip, venv; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
     PY="$cand"; break
   fi
 done
