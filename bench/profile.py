@@ -156,7 +156,7 @@ def _trees(other_root):
 
 @contextlib.contextmanager
 def _tree(root):
-    """Processes started inside run ``root``'s code with ``root``'s venv."""
+    """Processes started inside run ``root``'s code, with ``root``'s ``.venv``."""
     from bench import harness
     saved, harness.ROOT = harness.ROOT, root
     try:
@@ -169,7 +169,6 @@ def _side_by_side(bench, other_root):
     """Start the suite from this tree ("this") and from ``other_root`` ("other", e.g. a
     ``git worktree`` of an earlier commit), each with its own vhost and databases; return
     {label: (gateway URL, project code, auth headers, {process: pid})}."""
-    from bench import harness
     suites = {}
     for label, root in _trees(other_root):
         with _tree(root):
@@ -299,7 +298,7 @@ def _events_against(args):
     bench = _bench(args, "events")
     rounds = 8
     per = max(args.n // rounds, 500)
-    pairs = {}
+    pairs = {}  # label -> (vhost URI, tree, client)
     try:
         for label, root in _trees(args.against):
             uri = bench.cluster.vhost(f"events-{label}")
@@ -328,9 +327,9 @@ def _events_against(args):
             print(f"  {label:<5} outbox → handler {done['events'] / done['seconds']:,.0f} events/s; "
                   f"sink CPU per event {done['sink'] * 1e6 / done['events']:,.0f} µs "
                   f"({rounds} rounds of {per:,})")
+    finally:
         for _, _, client in pairs.values():
             client.close()
-    finally:
         bench.cluster.close()
 
 
