@@ -1,6 +1,7 @@
 """A suite the benchmark starts for itself: its own vhosts, its own databases and one
 ``nameko run`` process per service (as an agency runs it, so RSS is a real process's),
 all removed again at the end."""
+import contextlib
 import json
 import os
 import shutil
@@ -144,6 +145,17 @@ class Cluster:
         self.vhosts = []
         self.pg_urls = []
         self.procs = {}
+        self.root = ROOT  # the tree whose code and .venv the processes started now run
+
+    @contextlib.contextmanager
+    def tree(self, root):
+        """Processes started inside run ``root``'s code, with ``root``'s ``.venv`` (another
+        commit's worktree, or one whose venv has another interpreter)."""
+        saved, self.root = self.root, root
+        try:
+            yield
+        finally:
+            self.root = saved
 
     # ---- resources ---------------------------------------------------------------------------
     def vhost(self, label):
@@ -167,16 +179,14 @@ class Cluster:
         # as scripts/suite.py and deploy/Dockerfile start a service (see bench/README.md, memory)
         full_env.setdefault("EVENTLET_NO_GREENDNS", "yes")
         # this tree's code, even where the venv's editable install points at another checkout
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (self.root, os.environ.get("PYTHONPATH")) if p)
         full_env.update(env or {})
-        # the tree's own venv: a tree compared side by side (bench.profile --against) may run
-        # another interpreter
-        args = [os.path.join(ROOT, ".venv", "bin", "nameko"), "run", target, "--config", config]
+        args = [os.path.join(self.root, ".venv", "bin", "nameko"), "run", target, "--config", config]
         for key, value in (defines or {}).items():
             args += ["--define", f"{key}={value}"]
         log_path = os.path.join(self.log_dir, f"{name}.log")
         log = open(log_path, "ab")
-        popen = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        popen = subprocess.Popen(args, cwd=self.root, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         proc = Proc(name, popen, port, log_path)
         self.procs[name] = proc

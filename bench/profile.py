@@ -18,7 +18,6 @@ samples of a hub waiting for I/O.
 """
 import argparse
 import collections
-import contextlib
 import os
 import re
 import statistics
@@ -154,24 +153,13 @@ def _trees(other_root):
     return (("this", harness.ROOT), ("other", os.path.abspath(other_root)))
 
 
-@contextlib.contextmanager
-def _tree(root):
-    """Processes started inside run ``root``'s code, with ``root``'s ``.venv``."""
-    from bench import harness
-    saved, harness.ROOT = harness.ROOT, root
-    try:
-        yield
-    finally:
-        harness.ROOT = saved
-
-
 def _side_by_side(bench, other_root):
     """Start the suite from this tree ("this") and from ``other_root`` ("other", e.g. a
     ``git worktree`` of an earlier commit), each with its own vhost and databases; return
     {label: (gateway URL, project code, auth headers, {process: pid})}."""
     suites = {}
     for label, root in _trees(other_root):
-        with _tree(root):
+        with bench.cluster.tree(root):
             uri, _, _ = bench.start_suite("sqlite", label)
         base = bench.cluster.procs[f"{label}.gateway"].base_url
         code, headers = _reader(bench, uri, base)
@@ -302,7 +290,7 @@ def _events_against(args):
     try:
         for label, root in _trees(args.against):
             uri = bench.cluster.vhost(f"events-{label}")
-            with _tree(root):
+            with bench.cluster.tree(root):
                 bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
                                                   db_url=bench.cluster.database("sqlite", f"events_sink_{label}"))
             pairs[label] = (uri, root, Client(uri))
@@ -315,7 +303,7 @@ def _events_against(args):
                 backlog = prefill_outbox(source_db, per)
                 sink = bench.cluster.procs[f"{label}.bench_sink"].pid
                 before = cpu_seconds(sink)
-                with _tree(root):
+                with bench.cluster.tree(root):
                     bench.cluster.start_bench_service(f"{label}.bench_source", "BenchSource", uri, db_url=source_db)
                 received = bench.wait_received(client, backlog, timeout=600)
                 seen[label]["sink"] += cpu_seconds(sink) - before

@@ -3,10 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # PYTHON first when set; then the distribution's own python3.11, before one found on PATH.
-# Debian and Ubuntu build theirs with profile-guided optimisation and link-time
-# optimisation. pyenv's default build has neither: side by side, the services needed 6-17%
-# less CPU on the distribution's build (bench/README.md, step 22). A candidate must be 3.11 and able to make a venv
-# (Debian's python3.11-venv package).
+# Debian and Ubuntu build theirs with profile-guided and link-time optimisation; pyenv's
+# default build has neither. Side by side, the services needed 6-17% less CPU on the
+# distribution's build (bench/README.md, step 22). A candidate must be 3.11 and able to
+# make a venv (Debian's python3.11-venv package).
 PY=""
 for cand in "${PYTHON:-}" /usr/bin/python3.11 python3.11 python3; do
   [[ -z "$cand" ]] && continue
