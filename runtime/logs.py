@@ -9,6 +9,13 @@ e.g. the gateway's HTTP request, in ``origin_call_id``), ``code`` (the
 project code: the correlation id of events, the ``code`` argument of calls) and, for
 events, ``event_id`` and ``event``.
 
+A record with ``extra={"lines": [fields, ...]}`` is written as one line per item: the
+record's own line, each with that item's fields (context fields and ``SAFE_EXTRA`` only)
+on top. :class:`runtime.ops.Instrumentation` writes the lines of a batch of events so, one
+per event: the logging machinery then runs once per batch instead of once per event
+(bench/README.md, step 23). A formatter other than :class:`JsonFormatter` writes such a
+record as its one line.
+
 No payloads and no personal data are logged: only these fields and those a caller
 passes in ``extra`` from ``SAFE_EXTRA``. Exceptions named in a message are written as
 their type (and, for expected domain errors, their code and the fields concerned), never
@@ -138,7 +145,21 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = describe_exception(exc)
             if not _is_domain_error(exc):  # an expected refusal needs no stack
                 entry["stack"] = _stack(record.exc_info[2])
+        lines = fields.get("lines")
+        if type(lines) is list:
+            return "\n".join(jsoncodec.dumps(_line(entry, line), default=str) for line in lines)
         return jsoncodec.dumps(entry, default=str)
+
+
+_LINE_FIELDS = frozenset(CONTEXT_FIELDS + SAFE_EXTRA)
+
+
+def _line(entry, fields):
+    """One line of a record that carries several (``lines``): the record's own fields, then
+    this line's, of those a line may carry."""
+    if _LINE_FIELDS.issuperset(fields):
+        return {**entry, **fields}
+    return {**entry, **{key: value for key, value in fields.items() if key in _LINE_FIELDS}}
 
 
 _LEVELS = {level: logging.getLevelName(level).lower()

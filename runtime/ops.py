@@ -89,16 +89,31 @@ class Instrumentation(DependencyProvider):
         entrypoint = worker_ctx.entrypoint
         batch = worker_ctx.args[0] if worker_ctx.args else None
         if isinstance(batch, EventBatch):
-            # one line and one count per event, each with its own context, as with one worker each
-            context = logs.current_context()
+            # one line and one count per event, each line with its event's fields, as with one
+            # worker each; the lines go out as one record (runtime.logs), one per event
+            lines = []
             for item, item_exc in batch.outcomes(exc_info):
-                logs.update_context(**event_fields(item.envelope))
-                self._record("event", entrypoint, item.elapsed, item_exc)
-            logs.set_context(**context)
+                outcome, _ = self._outcome("event", entrypoint, item_exc)
+                self._count("event", entrypoint, outcome, item.elapsed)
+                line = {key: value for key, value in event_fields(item.envelope).items() if value}
+                line["outcome"] = outcome
+                line["duration_ms"] = round(item.elapsed * 1000, 1)
+                lines.append(line)
+            if lines:
+                log.info("%s handled", "event", extra={"lines": lines})
             return
         self._record(_entrypoint_kind(entrypoint), entrypoint, time.perf_counter() - started, exc_info, result)
 
     def _record(self, kind, entrypoint, elapsed, exc_info, result=None):
+        outcome, extra = self._outcome(kind, entrypoint, exc_info, result)
+        self._count(kind, entrypoint, outcome, elapsed)
+        if entrypoint.method_name not in OPS_ROUTES:
+            # one line per call or event: with the worker's context, what happened and how long it took
+            log.info("%s handled", kind, extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
+
+    @staticmethod
+    def _outcome(kind, entrypoint, exc_info, result=None):
+        """``(outcome, extra fields of the line)`` of one call or event."""
         if exc_info is None:
             outcome = "success"
         elif type(exc_info[1]).__name__ == "AlreadyHandled":
@@ -116,11 +131,11 @@ class Instrumentation(DependencyProvider):
                 outcome = "error"
             elif outcome == "success" and status >= 400:
                 outcome = "rejected"
+        return outcome, extra
+
+    def _count(self, kind, entrypoint, outcome, elapsed):
         key = (kind, entrypoint.method_name, outcome)
         self.counts[key] += 1
-        if entrypoint.method_name not in OPS_ROUTES:
-            # one line per call or event: with the worker's context, what happened and how long it took
-            log.info("%s handled", kind, extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
         metrics = self._metrics.get(key)
         if metrics is None:
             metrics = self._metrics[key] = self._children(kind, entrypoint, outcome)

@@ -13,7 +13,8 @@ class Capture(logging.Handler):
         self.lines = []
 
     def emit(self, record):
-        self.lines.append(self.format(record))
+        # the lines a stream handler writes: a record may carry several (runtime.logs)
+        self.lines.extend(self.format(record).split("\n"))
 
     def records(self):
         return [json.loads(line) for line in self.lines]

@@ -123,3 +123,65 @@ def test_an_event_is_counted_under_its_event_type():
                   outcome="success") == 2
     assert _value("govpm_event_handle_duration_seconds_sum", service="counted_events", event="project_submitted",
                   outcome="success") == 0.008
+
+
+def test_a_record_with_lines_is_written_as_one_line_per_item_each_over_the_record_and_its_context():
+    formatter = logs.JsonFormatter(service="review")
+
+    def worker():
+        logs.set_context(service="review", entrypoint="event:handle_it", call_id="review.handle_it.1",
+                         code="2026-last", event_id="e-last")
+        items = [{"code": "2026-1", "event_id": "e-1", "event": "project_submitted", "outcome": "success",
+                  "duration_ms": 0.0},
+                 {"code": "2026-2", "event_id": "e-2", "event": "project_submitted", "outcome": "duplicate",
+                  "duration_ms": 1.5, "payload": "secret"}]
+        return formatter.format(_record(args=("event",), lines=items))
+
+    text = eventlet.spawn(worker).wait()
+    first, second = (json.loads(line) for line in text.split("\n"))
+    for line, code in ((first, "2026-1"), (second, "2026-2")):
+        assert line["msg"] == "event handled" and line["level"] == "info" and line["logger"] == "tests.logs"
+        assert line["entrypoint"] == "event:handle_it" and line["call_id"] == "review.handle_it.1"
+        assert line["code"] == code and line["event_id"] == f"e-{code[-1]}" and line["event"] == "project_submitted"
+        assert line["ts"] == first["ts"]
+    assert first["outcome"] == "success" and first["duration_ms"] == 0.0
+    assert second["outcome"] == "duplicate" and second["duration_ms"] == 1.5
+    assert "payload" not in second  # a line carries context fields and safe extras only
+    assert "lines" not in first
+
+
+def test_a_batch_of_events_gets_one_line_and_one_count_per_event_with_its_own_outcome():
+    from runtime.db import AlreadyHandled
+    from runtime.messaging import EventBatch, _Item
+    from tests.support.logcapture import capturing
+
+    handler = Subscribe.__new__(Subscribe)
+    handler.method_name, handler.event_type = "handle_it", "project_submitted"
+    handler.expected_exceptions = (AlreadyHandled,)
+    inst = _instrumentation("batched_events")
+    batch = EventBatch(handler)
+    outcomes = {"e-1": None, "e-2": (AlreadyHandled, AlreadyHandled("e-2"), None),
+                "e-3": (RuntimeError, RuntimeError("boom"), None)}
+    for event_id, exc_info in outcomes.items():
+        item = _Item({"event_id": event_id, "event_type": "project_submitted", "correlation_id": f"P-{event_id}"},
+                     None)
+        item.exc_info, item.elapsed = exc_info, 0.002
+        batch.items.append(item)
+    batch.committed = 3
+
+    class Worker:
+        entrypoint, args, kwargs = handler, (batch,), {}
+        call_id, immediate_parent_call_id, origin_call_id = "batched_events.handle_it.1", None, None
+
+    worker = Worker()
+    with capturing() as capture:
+        inst.worker_setup(worker)
+        inst.worker_result(worker)
+    lines = [r for r in capture.records() if r["msg"] == "event handled"]
+    assert [(r["event_id"], r["code"], r["outcome"], r["duration_ms"]) for r in lines] == [
+        ("e-1", "P-e-1", "success", 2.0), ("e-2", "P-e-2", "duplicate", 2.0), ("e-3", "P-e-3", "error", 2.0)]
+    assert all(r["event"] == "project_submitted" and r["entrypoint"] == "event:handle_it" for r in lines)
+    assert len(capture.lines) == len(capture.records())
+    assert {outcome: _value("govpm_events_handled_total", service="batched_events", event="project_submitted",
+                            outcome=outcome) for outcome in ("success", "duplicate", "error")} == {
+        "success": 1, "duplicate": 1, "error": 1}
