@@ -18,6 +18,12 @@ small and in one process, with no broker:
 * ``case-view``: review's answer to ``review.get_case`` for that project once approved: the
   case view built and dumped through its contract (``CONTRACT_CHECKS=events``), what every
   gateway read of a project waits for;
+* ``event-receipt``: a message of 8 ``project_submitted`` events (a pack, as the relay
+  sends them) decoded and each event loaded through its envelope's and payload's contracts,
+  as a subscriber does before its handler runs (``runtime.messaging``);
+* ``event-lines``: the "event handled" lines and counts of a batch of 32 events, as
+  ``runtime.ops.Instrumentation`` writes them when the batch's worker ends, through a
+  service's logging set-up (JSON lines to a stream, here ``/dev/null``);
 * ``http-headers``: a gateway request's headers parsed as eventlet's HTTP server parses them
   (``http.client.parse_headers``, by ``runtime.headers`` where the tree installs it);
 * ``review-project``: the same project through review's use cases on a SQLite file, as the
@@ -56,6 +62,8 @@ WORKLOADS = {
     "contract-check": ("dump and check", 2000),
     "saga": ("project", 100),
     "case-view": ("view", 2000),
+    "event-receipt": ("event", 2000),
+    "event-lines": ("event", 2000),
     "http-headers": ("request", 5000),
     "review-project": ("project", 20),
 }
@@ -175,6 +183,77 @@ def _case_view(profile):
     return lambda i: dump(CaseViewSchema, case_view(case, today(), DOCUMENT_TYPES), check=False)
 
 
+def _event_receipt():
+    import uuid
+
+    from bench.services import event_payload
+    from runtime import jsoncodec, messaging, packs
+    envelopes = [{"event_id": uuid.UUID(int=i).hex, "event_type": "project_submitted", "source": "registry",
+                  "occurred_at": "2026-11-24T08:00:00Z", "correlation_id": f"2026-150621-{i:05d}-1",
+                  "version": "1.0", "payload": event_payload(i)} for i in range(8)]
+    body = jsoncodec.dumpb(envelopes)
+    load_envelope = getattr(messaging, "load_envelope", None)
+    if load_envelope is None:  # a tree from before load_envelope: its handle_message's two lines
+        from contracts import load
+        from contracts.events import EnvelopeSchema, schema_for
+
+        def load_envelope(raw):
+            envelope = load(EnvelopeSchema, raw)
+            envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
+            return envelope
+
+    def run(i):
+        if i % 8 == 0:  # a message per 8 events: its events are loaded one by one
+            for raw in packs.envelopes(jsoncodec.loads(body)):
+                load_envelope(raw)
+    return run
+
+
+def _event_lines():
+    import logging
+    import logging.config
+
+    from runtime.db import AlreadyHandled
+    from runtime.messaging import EventBatch, Subscribe, _Item
+    from runtime.ops import Instrumentation
+    logging.config.dictConfig({
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "runtime.logs.JsonFormatter", "service": "review"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "json",
+                             "stream": open(os.devnull, "w")}},  # noqa: SIM115 - the process's stream
+        "root": {"level": "INFO", "handlers": ["out"]}})
+
+    class Container:
+        service_name = "review"
+
+    container = Container()
+    entrypoint = Subscribe.__new__(Subscribe)
+    entrypoint.method_name, entrypoint.event_type = "handle_project_submitted", "project_submitted"
+    entrypoint.expected_exceptions = (AlreadyHandled,)
+    instrumentation = Instrumentation().bind(container, "instrumentation")  # holds the container weakly
+    instrumentation.setup()
+
+    class Worker:
+        kwargs = {}
+        call_id, immediate_parent_call_id, origin_call_id = "review.handle_project_submitted.1", None, None
+
+    def run(i, container=container):
+        if i % 32 == 0:  # a worker per 32 events
+            batch = EventBatch(entrypoint)
+            for k in range(32):
+                item = _Item({"event_id": f"{i + k:032x}", "event_type": "project_submitted",
+                              "correlation_id": f"2026-150621-{i + k:05d}-1"}, None)
+                item.elapsed = 0.0004
+                batch.items.append(item)
+            batch.committed = 32
+            worker = Worker()
+            worker.entrypoint, worker.args = entrypoint, (batch,)
+            instrumentation.worker_setup(worker)
+            instrumentation.worker_result(worker)
+            instrumentation.worker_teardown(worker)
+    return run
+
+
 REQUEST_HEADERS = (b"Host: 127.0.0.1:8000\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n"
                    b"Accept: application/json\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n"
                    b"Authorization: Bearer " + b"7f" * 32 + b"\r\n\r\n")
@@ -244,7 +323,8 @@ def _run(workload, n):
     try:
         profile = auto_profile()
         runs = {"contract-load": _contracts("load"), "contract-check": _contracts("check"),
-                "saga": _saga(profile), "case-view": _case_view(profile), "http-headers": _http_headers(),
+                "saga": _saga(profile), "case-view": _case_view(profile), "event-receipt": _event_receipt(),
+                "event-lines": _event_lines(), "http-headers": _http_headers(),
                 "review-project": _review_project(profile, directory)}
         for run in runs.values():  # the same set-up and warm-up whatever is measured
             for i in range(3):

@@ -9,7 +9,7 @@ import re
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .errors import ValidationFailed
-from .fastpath import NotPlain, dumper, loader, passthrough
+from .fastpath import NotPlain, checker, dumper, loader, passthrough
 
 
 class ContractSchema(Schema):
@@ -124,12 +124,18 @@ def _fast_or(fast, data):
         return NOT_PLAIN
 
 
-def load(schema, data, *, partial=False):
+def load(schema, data, *, partial=False, in_place=False):
     """Load ``data`` through ``schema`` or raise :class:`ValidationFailed`. Plainly valid
     data takes the schema's fast path (``contracts.fastpath``); anything else, and every
-    error, is marshmallow's."""
+    error, is marshmallow's.
+
+    ``in_place``: ``data`` is the caller's to give away (decoded from a message for this
+    load). When it already is what the load would give, it is returned itself, checked
+    and not copied (``contracts.fastpath.checker``)."""
     schema = schema_instance(schema)
     if not partial:
+        if in_place and _fast_or(checker(schema), data) is not NOT_PLAIN:
+            return data
         loaded = _fast_or(loader(schema), data)
         if loaded is not NOT_PLAIN:
             return loaded
@@ -157,7 +163,8 @@ def dump(schema, obj, *, check=True):
     and plainly valid is returned as it is, checked in one pass: the result may be ``obj``
     itself, so serialise it before changing ``obj``."""
     schema = schema_instance(schema)
-    if check and passthrough(schema) and _fast_or(loader(schema), obj) is not NOT_PLAIN:
+    if check and passthrough(schema) and (_fast_or(checker(schema), obj) is not NOT_PLAIN
+                                          or _fast_or(loader(schema), obj) is not NOT_PLAIN):
         return obj
     data = _fast_or(dumper(schema), obj)
     if data is NOT_PLAIN:

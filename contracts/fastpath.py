@@ -113,24 +113,30 @@ def _build_loader(schema, unknown, building):
     return _generate_loader(schema, unknown, converters)
 
 
-def _generate_loader(schema, unknown, converters):
+def _generate_loader(schema, unknown, converters, in_place=False):
     """The loader as the source of one function, compiled: each field's steps written out in
     order (a scalar's type test and validators inline, any other field through its
     converter), so a load is one call per schema rather than a loop over specs and a call
-    per field."""
+    per field.
+
+    ``in_place`` writes the checker instead (:func:`checker`): the same tests, on the data
+    itself, with no copy made: ``out`` is ``data``, a field's value is stored back only
+    where its converter is not itself a check, and a missing field that has a default is
+    not plain (the load would add it)."""
     names = {"NotPlain": NotPlain, "missing": missing, "dict_class": schema.dict_class,
              "known": frozenset(field.data_key if field.data_key is not None else name
                                 for name, field, _ in converters)}
     lines = ["def load(data):"]
-    if unknown == RAISE:
+    if unknown == RAISE or in_place:  # in place, an unknown key is never dropped: not plain
         lines.append("    if type(data) is not dict or not known.issuperset(data): raise NotPlain")
     else:
         lines.append("    if type(data) is not dict: raise NotPlain")
-    lines.append("    out = dict_class()")
+    lines.append("    out = data" if in_place else "    out = dict_class()")
     for i, (name, field, convert) in enumerate(converters):
         in_key = field.data_key if field.data_key is not None else name
         out_key = field.attribute or name
-        lines += _read_field(i, in_key, out_key, field.required, field.load_default, names)
+        refuse = field.required or (in_place and field.load_default is not missing)
+        lines += _read_field(i, in_key, out_key, refuse, field.load_default, names)
         expected = _scalar_type(field)
         if expected is not None:
             names[f"type_{i}"] = expected
@@ -148,22 +154,25 @@ def _generate_loader(schema, unknown, converters):
                     names[f"check_{i}_{j}"] = check
                     lines.append(f"            if check_{i}_{j}(value) is False: raise NotPlain")
                 lines.append("        except Exception: raise NotPlain from None")
-            lines.append(f"        out[{out_key!r}] = value")
+            lines.append("        pass" if in_place else f"        out[{out_key!r}] = value")
             if field.allow_none:
                 lines.append("    elif value is None:")
-                lines.append(f"        out[{out_key!r}] = None")
+                lines.append("        pass" if in_place else f"        out[{out_key!r}] = None")
             lines.append("    else:")
             lines.append("        raise NotPlain")
         elif hasattr(convert, "each"):  # a list, as _each converts it, without the call
             names[f"each_{i}"] = convert.each
             lines.append("    elif type(value) is list:")
-            lines.append(f"        out[{out_key!r}] = [each_{i}(item) for item in value]")
+            if in_place:
+                lines.append(f"        for item in value: each_{i}(item)")
+            else:
+                lines.append(f"        out[{out_key!r}] = [each_{i}(item) for item in value]")
             lines.append("    else:")
             lines.append("        raise NotPlain")
         else:
             names[f"convert_{i}"] = convert
             lines.append("    else:")
-            lines.append(f"        out[{out_key!r}] = convert_{i}(value)")
+            lines.append(f"        convert_{i}(value)" if in_place else f"        out[{out_key!r}] = convert_{i}(value)")
     hooks = schema._hooks[VALIDATES_SCHEMA]
     if hooks:
         # each @validates_schema rule called as marshmallow's _invoke_schema_validators calls
@@ -354,6 +363,69 @@ def _with_validators(base, validators, allow_none):
                 raise NotPlain from None
         return out
     return convert
+
+
+# ---- checking in place ----------------------------------------------------------------
+#
+# Data that another service dumped through the same contract is, most of the time, already
+# what loading it would give: every field present, nothing to convert. Then the load's
+# copy is all it adds — a new dict for every object, a new list for every list — and the
+# receiver could take the data itself. ``checker(schema)`` tests exactly what the loader
+# tests, copies nothing and returns the data itself; data the loader would change (a
+# field missing whose default the load would add) is not plain to it, and goes to the
+# loader.
+
+
+def checker(schema):
+    """The in-place check of a schema instance (built once, kept on the instance), or
+    ``None`` when its load can change plainly valid data other than by adding defaults (a
+    renamed field, another dict class) or it has no fast loader."""
+    try:
+        return schema._contract_fast_checker
+    except AttributeError:
+        schema._contract_fast_checker = found = (
+            _compile_checker(schema, schema.unknown, {}) if loader(schema) is not None else None)
+        return found
+
+
+def _compile_checker(schema, unknown, building):
+    if schema.only is not None or schema.exclude:
+        return None
+    return _memo(building, ("check", _same_kind(schema, schema.load_fields), unknown),
+                 lambda: _build_checker(schema, unknown, building))
+
+
+def _build_checker(schema, unknown, building):
+    hooks = schema._hooks
+    if (schema.many or unknown not in (RAISE, EXCLUDE) or hooks[PRE_LOAD] or hooks[POST_LOAD] or hooks[VALIDATES]
+            or schema.dict_class is not dict):
+        return None
+    if any(field.data_key is not None or field.attribute is not None for field in schema.load_fields.values()):
+        return None
+    converters = _converters(schema.load_fields, _compile_check_field, building)
+    if converters is None:
+        return None
+    return _generate_loader(schema, unknown, converters, in_place=True)
+
+
+def _is_dict(value):
+    if type(value) is not dict:
+        raise NotPlain
+    return value
+
+
+def _compile_check_field(field, building):
+    if field.pre_load or field.post_load:
+        return None
+    base = _shape(field, building, _compile_check_field, _compile_nested_checker)
+    if base is _dict_copy:
+        base = _is_dict
+    return None if base is None else _with_validators(base, tuple(field.validators), field.allow_none)
+
+
+def _compile_nested_checker(field, building):
+    nested = field.schema
+    return _compile_checker(nested, field.unknown if field.unknown is not None else nested.unknown, building)
 
 
 # ---- dumping ------------------------------------------------------------------------

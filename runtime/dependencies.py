@@ -101,7 +101,8 @@ def rpc_method(name=None, **rpc_kwargs):
 
         @functools.wraps(fn)
         def wrapper(self, **kwargs):
-            data = load(args_schema, kwargs) if args_schema is not None else kwargs
+            # the arguments were decoded for this call: taken as they are where already loaded
+            data = load(args_schema, kwargs, in_place=True) if args_schema is not None else kwargs
             result = fn(self, data)
             if result_schema is None:
                 return result

@@ -106,6 +106,15 @@ def declare_topology_for_publisher(publisher, source, limit=None):
             declare_subscription(publisher.channel, *sub, limit=limit)
 
 
+def load_envelope(raw):
+    """An event as decoded from its message, loaded through the envelope's contract and its
+    payload through the event's. The decoded data is this load's to keep: where it already
+    is what the load gives, it is taken as it is (``contracts.load(..., in_place=True)``)."""
+    envelope = load(EnvelopeSchema, raw, in_place=True)
+    envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"], in_place=True)
+    return envelope
+
+
 # a message's fate, by the worst of its events' outcomes
 _ACK, _DEAD, _RETRY = 0, 1, 2
 
@@ -284,8 +293,7 @@ class Subscribe(Consumer):
         items = []
         for raw in packs.envelopes(decoded):
             try:
-                envelope = load(EnvelopeSchema, raw)
-                envelope["payload"] = load(schema_for(envelope["event_type"]), envelope["payload"])
+                envelope = load_envelope(raw)
             except (ValidationFailed, KeyError, ValueError) as exc:
                 log.error("event refused by its contract; dead-lettered: %s", exc,
                           extra={"event": self.event_type, "source": self.source})

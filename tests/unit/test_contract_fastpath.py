@@ -4,6 +4,8 @@ marshmallow: on every contract, against random valid and broken inputs,
 * what the fast loader accepts, marshmallow accepts with the same result (same keys,
   values and types), and on data in its canonical form (what a dump produces) both agree
   both ways: the fast path accepts whatever marshmallow accepts there;
+* what the in-place checker accepts, marshmallow loads to equal data (same keys, values
+  and types): the data itself is what the load gives; and it accepts every load's result;
 * what the fast dumper returns is what ``schema.dump`` returns;
 * a checked dump (``contracts.dump``, what every event payload goes through) returns what
   marshmallow's dump returns, or refuses with marshmallow's errors, including when it
@@ -23,7 +25,7 @@ import contracts
 from contracts import ValidationFailed, dump, load
 from contracts.application import ApplicationSchema
 from contracts.base import ContractSchema, schema_instance
-from contracts.fastpath import NotPlain, dumper, loader, passthrough
+from contracts.fastpath import NotPlain, checker, dumper, loader, passthrough
 
 for _module in pkgutil.iter_modules(contracts.__path__):
     importlib.import_module(f"contracts.{_module.name}")
@@ -162,6 +164,63 @@ def test_fast_load_decides_as_marshmallow(contract):
             assert ok, (broken, expected)
             assert _same(got, expected), broken
     assert agreed > 0, "no generated sample was valid: the generator does not exercise this contract"
+
+
+def _checked_in_place(schema, data):
+    try:
+        return True, checker(schema)(data)
+    except NotPlain:
+        return False, None
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_the_in_place_check_accepts_only_what_loads_to_the_data_itself(contract):
+    schema = schema_instance(contract)
+    assert checker(schema) is not None
+    rng = random.Random("in place:" + contract.__name__)
+    accepted = 0
+    for _ in range(SAMPLES):
+        data = _object(schema, rng)
+        ok, loaded = _marshmallow(schema, data)
+        objects = [data, _break(data, rng)]
+        if ok:
+            # a load's result is already its own load: taken as it is
+            copy = _marshmallow(schema, data)[1]
+            assert _checked_in_place(schema, copy) == (True, copy) and checker(schema)(copy) is copy
+            assert _same(copy, loaded)
+            accepted += 1
+            objects.append(_break(copy, rng))  # complete data, with one thing wrong
+        for obj in objects:
+            got_ok, got = _checked_in_place(schema, obj)
+            if got_ok:
+                assert got is obj
+                ok, expected = _marshmallow(schema, obj)
+                assert ok, (obj, expected)
+                assert _same(obj, expected), obj
+                accepted += 1
+    assert accepted > 0, "no generated sample was taken in place"
+
+
+@pytest.mark.parametrize("data", [
+    {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s"},  # defaults to add
+    {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s", "extra": 1},
+    {"name": "n", "kind": "build", "amount": -1, "year": 2027, "summary": "s"},
+])
+def test_data_the_load_would_change_or_refuse_is_not_taken_in_place(data):
+    assert _checked_in_place(schema_instance(ApplicationSchema), data) == (False, None)
+
+
+def test_a_load_in_place_returns_the_data_itself_or_what_the_load_gives():
+    app = load(ApplicationSchema, {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s"})
+    given = {**app}
+    assert load(ApplicationSchema, given, in_place=True) is given
+    assert load(ApplicationSchema, given) is not given  # without in_place, always a copy
+    short = {"name": "n", "kind": "build", "amount": 100, "year": 2027, "summary": "s"}
+    loaded = load(ApplicationSchema, short, in_place=True)
+    assert loaded is not short and loaded == app  # the defaults added, by the load
+    with pytest.raises(ValidationFailed) as exc:
+        load(ApplicationSchema, {**app, "amount": -1}, in_place=True)
+    assert [(e["field"], e["rule"]) for e in exc.value.errors] == [("amount", "min")]
 
 
 def _at_bounds(field):
@@ -461,3 +520,18 @@ def test_inline_validators_of_every_form_decide_as_marshmallow():
             assert fast_ok == ok, (name, value, expected)
             if ok:
                 assert _same(got, expected)
+
+
+@pytest.mark.parametrize("schema, data", [
+    (_Renamed(), {"title": "a"}),
+    (_Lenient(), {"name": "a"}),
+])
+def test_a_schema_whose_load_renames_or_leaves_keys_out_is_checked_in_place_only_where_safe(schema, data):
+    # a renamed field: no in-place check at all; unknown keys left out: only data without them
+    if isinstance(schema, _Renamed):
+        assert checker(schema) is None
+        assert load(schema, data, in_place=True) == {"name": "a"}
+    else:
+        assert checker(schema)(data) is data
+        assert _checked_in_place(schema, {"name": "a", "extra": 1}) == (False, None)
+        assert load(schema, {"name": "a", "extra": 1}, in_place=True) == {"name": "a"}
