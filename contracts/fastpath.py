@@ -119,10 +119,10 @@ def _generate_loader(schema, unknown, converters, in_place=False):
     converter), so a load is one call per schema rather than a loop over specs and a call
     per field.
 
-    ``in_place`` writes the checker instead (:func:`checker`): the same tests, on the data
-    itself, with no copy made: ``out`` is ``data``, a field's value is stored back only
-    where its converter is not itself a check, and a missing field that has a default is
-    not plain (the load would add it)."""
+    ``in_place`` writes the checker instead (:func:`checker`): the same tests on the data
+    itself, nothing stored (``out`` is ``data``, which it returns), an unknown key not
+    plain whatever the schema's ``unknown``, and a missing field that has a default not
+    plain either (the load would add it)."""
     names = {"NotPlain": NotPlain, "missing": missing, "dict_class": schema.dict_class,
              "known": frozenset(field.data_key if field.data_key is not None else name
                                 for name, field, _ in converters)}

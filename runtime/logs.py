@@ -195,7 +195,3 @@ def update_context(**values):
     ctx = dict(_CONTEXT.get())
     ctx.update((k, v) for k, v in values.items() if v)
     _CONTEXT.set(ctx)
-
-
-def current_context():
-    return dict(_CONTEXT.get())
