@@ -7,6 +7,7 @@ each process spent per unit of work (from ``/proc``), optionally with py-spy rec
     .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
     .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
     .venv/bin/python -m bench.profile events    -n 24000 --against /tmp/before   # drains in turns, two trees
+    .venv/bin/python -m bench.profile delivery  -n 300 [--against /tmp/before]   # one event at a time, paced
     .venv/bin/python -m bench.profile approvals --spy review,registry --py-spy /path/to/py-spy
     .venv/bin/python -m bench.profile gateway --spy gateway --gil --rate 1000 --py-spy /path/to/py-spy
     .venv/bin/python -m bench.profile summary out/review.txt   # a py-spy raw file: busy share by package, top functions
@@ -321,6 +322,67 @@ def _events_against(args):
         bench.cluster.close()
 
 
+def delivery(args):
+    """One event at a time, paced as ``make bench``'s outbox latency (one every 20 ms): from
+    the source's commit to the sink's commit, beside a confirmed publish on the bare broker
+    paced the same way (the floor). With ``--against``, a source and a sink from each tree,
+    each pair in its own vhost, in turns: ``rounds`` of ``n / rounds`` events each, the order
+    alternating, the floor's samples after each round."""
+    from bench.client import Client
+    from bench.run import EVENT_PACE
+    from bench.stats import summary_ms
+    bench = _bench(args, "events")
+    rounds = 10
+    per = max(args.n // rounds, 10)
+    trees = _trees(args.against) if args.against else (("this", ROOT),)
+    clients = {}
+
+    def paced(client, k):
+        sent = []
+        for _ in range(k):
+            sent.extend(client.call("registry", "emit", n=1, per_transaction=1))
+            time.sleep(EVENT_PACE)
+        received = bench.wait_received(client, {event_id for event_id, _ in sent})
+        return [received[event_id] - at for event_id, at in sent]
+
+    def paced_floor():
+        time.sleep(EVENT_PACE)
+        return floor.confirmed_delivery(bench.body)[0]
+
+    try:
+        for label, root in trees:
+            uri = bench.cluster.vhost(f"delivery-{label}")
+            with bench.cluster.tree(root):
+                bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
+                                                  db_url=bench.cluster.database("sqlite", f"delivery_sink_{label}"))
+                bench.cluster.start_bench_service(f"{label}.bench_source", "BenchSource", uri,
+                                                  db_url=bench.cluster.database("sqlite", f"delivery_source_{label}"))
+            clients[label] = Client(uri)
+        bench.cluster.wait_ready([f"{label}.{name}" for label in clients for name in ("bench_sink", "bench_source")])
+        floor = bench.floor_client()
+        for client in clients.values():
+            paced(client, 20)  # warm-up, not counted
+        samples = {label: [] for label in clients}
+        floor_samples = []
+        for r in range(rounds):
+            for label in (("this", "other") if r % 2 else ("other", "this")):
+                if label in clients:
+                    samples[label].extend(paced(clients[label], per))
+            floor_samples.extend(paced_floor() for _ in range(per))
+        f50, f99, _ = summary_ms(floor_samples)
+        print(f"  floor: confirmed publish → consumer, paced: p50 {f50:.2f} ms, p99 {f99:.2f} ms")
+        for label in ("other", "this"):
+            if label in samples:
+                p50, p99, count = summary_ms(samples[label])
+                print(f"  {label:<5} source commit → sink commit, paced: p50 {p50:.2f} ms ({p50 / f50:.2f}× the "
+                      f"floor), p99 {p99:.2f} ms ({count} events in {rounds} rounds)")
+    finally:
+        for client in clients.values():
+            client.close()
+        bench.close_floor()
+        bench.cluster.close()
+
+
 PACKAGES = ("sqlalchemy", "marshmallow", "nameko", "kombu", "amqp", "eventlet", "json", "logging", "copy",
             "services", "runtime", "contracts", "gateway", "chinese_calendar", "cryptography", "prometheus_client")
 
@@ -351,7 +413,7 @@ def summary(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=["approvals", "gateway", "rpc", "events", "summary"])
+    parser.add_argument("workload", choices=["approvals", "gateway", "rpc", "events", "delivery", "summary"])
     parser.add_argument("file", nargs="?", help="summary: a py-spy raw file")
     parser.add_argument("-n", type=int, default=600)
     parser.add_argument("--window", type=int, default=64)
@@ -364,9 +426,9 @@ def main(argv=None):
                         help="py-spy samples only while the GIL is held: a system call (send, recv) "
                              "counts for nothing instead of for all the time the process waited in it")
     parser.add_argument("--against", metavar="DIR",
-                        help="gateway, events: also start the suite (events: a source and a sink) from DIR, "
-                             "a git worktree of another commit or with another venv, and alternate the "
-                             "reads (the drains) between the two")
+                        help="gateway, events, delivery: also start the suite (events, delivery: a source "
+                             "and a sink) from DIR, a git worktree of another commit or with another venv, "
+                             "and alternate the reads (the drains, the paced events) between the two")
     parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)
