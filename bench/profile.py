@@ -329,26 +329,12 @@ def delivery(args):
     each pair in its own vhost, in turns: ``rounds`` of ``n / rounds`` events each, the order
     alternating, the floor's samples after each round."""
     from bench.client import Client
-    from bench.run import EVENT_PACE
     from bench.stats import summary_ms
     bench = _bench(args, "events")
     rounds = 10
     per = max(args.n // rounds, 10)
     trees = _trees(args.against) if args.against else (("this", ROOT),)
     clients = {}
-
-    def paced(client, k):
-        sent = []
-        for _ in range(k):
-            sent.extend(client.call("registry", "emit", n=1, per_transaction=1))
-            time.sleep(EVENT_PACE)
-        received = bench.wait_received(client, {event_id for event_id, _ in sent})
-        return [received[event_id] - at for event_id, at in sent]
-
-    def paced_floor():
-        time.sleep(EVENT_PACE)
-        return floor.confirmed_delivery(bench.body)[0]
-
     try:
         for label, root in trees:
             uri = bench.cluster.vhost(f"delivery-{label}")
@@ -359,16 +345,15 @@ def delivery(args):
                                                   db_url=bench.cluster.database("sqlite", f"delivery_source_{label}"))
             clients[label] = Client(uri)
         bench.cluster.wait_ready([f"{label}.{name}" for label in clients for name in ("bench_sink", "bench_source")])
-        floor = bench.floor_client()
         for client in clients.values():
-            paced(client, 20)  # warm-up, not counted
+            bench.paced_events(client, 20)  # warm-up, not counted
         samples = {label: [] for label in clients}
         floor_samples = []
         for r in range(rounds):
             for label in (("this", "other") if r % 2 else ("other", "this")):
                 if label in clients:
-                    samples[label].extend(paced(clients[label], per))
-            floor_samples.extend(paced_floor() for _ in range(per))
+                    samples[label].extend(bench.paced_events(clients[label], per))
+            floor_samples.extend(bench.paced_delivery() for _ in range(per))
         f50, f99, _ = summary_ms(floor_samples)
         print(f"  floor: confirmed publish → consumer, paced: p50 {f50:.2f} ms, p99 {f99:.2f} ms")
         for label in ("other", "this"):

@@ -428,25 +428,10 @@ class Bench:
                              "events/s", floor="floor.rate_async", goal="≥ 5,000/s", check=lambda v, r: v >= 5000)
             time.sleep(1)
             # latency: one event at a time on an idle pair
-            def events(k):
-                sent = []
-                for _ in range(k):
-                    sent.extend(client.call("registry", "emit", n=1, per_transaction=1))
-                    time.sleep(EVENT_PACE)
-                received = self.wait_received(client, {e for e, _ in sent})
-                return [received[e] - t for e, t in sent]
-
-            events(20)
-            fc = self.floor_client()
-
-            def paced_delivery():
-                # paced as the events are: one message alone on an idle pair, not back to back
-                time.sleep(EVENT_PACE)
-                return fc.confirmed_delivery(self.body)[0]
-
+            self.paced_events(client, 20)
             lat = self.interleaved(
                 "floor.delivery.events", "floor: confirmed publish → consumer, one every 20 ms as the events",
-                paced_delivery, events, self.n["ev_latency"])
+                self.paced_delivery, lambda k: self.paced_events(client, k), self.n["ev_latency"])
             p50, p99, n = summary_ms(lat)
             self.results.add("events.latency", "event via outbox: domain commit → handler commit (other service)",
                              p50, "ms", p99=p99, samples=n, floor="floor.delivery.events",
@@ -463,6 +448,23 @@ class Bench:
             self.cluster.stop("bench_sink")
 
     relay_batch = 500
+
+    def paced_events(self, client, k):
+        """``k`` events, one every ``EVENT_PACE``, each emitted in a transaction of its own by
+        the source behind ``client``: seconds from each one's commit to the sink's commit."""
+        sent = []
+        for _ in range(k):
+            sent.extend(client.call("registry", "emit", n=1, per_transaction=1))
+            time.sleep(EVENT_PACE)
+        received = self.wait_received(client, {event_id for event_id, _ in sent})
+        return [received[event_id] - at for event_id, at in sent]
+
+    def paced_delivery(self):
+        """The floor of ``paced_events``: one confirmed publish on the bare broker, until the
+        consumer has it, after the same pause (one message alone on an idle pair, not back to
+        back)."""
+        time.sleep(EVENT_PACE)
+        return self.floor_client().confirmed_delivery(self.body)[0]
 
     def wait_received(self, client, ids, timeout=60):
         """Wait until the sink handled every event of ``ids``; ``{event_id: commit time}``."""
