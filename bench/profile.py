@@ -148,10 +148,15 @@ def gateway(args):
         bench.cluster.close()
 
 
-def _trees(other_root):
-    """``(label, root)`` of this tree and the other one."""
-    from bench import harness
-    return (("this", harness.ROOT), ("other", os.path.abspath(other_root)))
+def _trees(other_root=None):
+    """``(label, root)`` of this tree, and of the other one when there is one."""
+    return (("this", ROOT),) + ((("other", os.path.abspath(other_root)),) if other_root else ())
+
+
+def _in_turn(r, labels):
+    """The labels of ``labels`` in round ``r``'s order: "other" first in even rounds, "this"
+    first in odd ones, so that the host's slow and fast phases fall on both trees alike."""
+    return [label for label in (("this", "other") if r % 2 else ("other", "this")) if label in labels]
 
 
 def _side_by_side(bench, other_root):
@@ -185,7 +190,7 @@ def _gateway_against(args):
             seen = {label: ([], collections.Counter()) for label in suites}
             floor = []
             for r in range(rounds):
-                for label in (("this", "other") if r % 2 else ("other", "this")):
+                for label in _in_turn(r, suites):
                     base, code, headers, pids = suites[label]
                     url = base + path.format(code=code)
                     http_load.latencies(url, headers, 5, warmup=0)
@@ -298,7 +303,7 @@ def _events_against(args):
         bench.cluster.wait_ready([f"{label}.bench_sink" for label in pairs])
         seen = {label: collections.Counter() for label in pairs}
         for r in range(rounds):
-            for label in (("this", "other") if r % 2 else ("other", "this")):
+            for label in _in_turn(r, pairs):
                 uri, root, client = pairs[label]
                 source_db = bench.cluster.database("sqlite", f"events_source_{label}_{r}")
                 backlog = prefill_outbox(source_db, per)
@@ -333,10 +338,9 @@ def delivery(args):
     bench = _bench(args, "events")
     rounds = 10
     per = max(args.n // rounds, 10)
-    trees = _trees(args.against) if args.against else (("this", ROOT),)
     clients = {}
     try:
-        for label, root in trees:
+        for label, root in _trees(args.against):
             uri = bench.cluster.vhost(f"delivery-{label}")
             with bench.cluster.tree(root):
                 bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
@@ -350,9 +354,8 @@ def delivery(args):
         samples = {label: [] for label in clients}
         floor_samples = []
         for r in range(rounds):
-            for label in (("this", "other") if r % 2 else ("other", "this")):
-                if label in clients:
-                    samples[label].extend(bench.paced_events(clients[label], per))
+            for label in _in_turn(r, clients):
+                samples[label].extend(bench.paced_events(clients[label], per))
             floor_samples.extend(bench.paced_delivery() for _ in range(per))
         f50, f99, _ = summary_ms(floor_samples)
         print(f"  floor: confirmed publish → consumer, paced: p50 {f50:.2f} ms, p99 {f99:.2f} ms")

@@ -113,9 +113,17 @@ def test_each_call_is_counted_under_its_own_method_and_outcome():
     assert _value(rpc_total, service="counted_svc", method="other", outcome="success") - before[("other", "success")] == 5
 
 
-def test_an_event_is_counted_under_its_event_type():
+def _subscription(expected_exceptions=()):
+    """A ``@subscribe`` entrypoint as Instrumentation sees it: its method, event and
+    expected exceptions (not set up: no container, no queue)."""
     handler = Subscribe.__new__(Subscribe)
-    handler.method_name, handler.event_type, handler.expected_exceptions = "handle_it", "project_submitted", ()
+    handler.method_name, handler.event_type = "handle_it", "project_submitted"
+    handler.expected_exceptions = expected_exceptions
+    return handler
+
+
+def test_an_event_is_counted_under_its_event_type():
+    handler = _subscription()
     inst = _instrumentation("counted_events")
     inst._record("event", handler, 0.004, None)
     inst._record("event", handler, 0.004, None)
@@ -155,9 +163,7 @@ def test_a_batch_of_events_gets_one_line_and_one_count_per_event_with_its_own_ou
     from runtime.messaging import EventBatch, _Item
     from tests.support.logcapture import capturing
 
-    handler = Subscribe.__new__(Subscribe)
-    handler.method_name, handler.event_type = "handle_it", "project_submitted"
-    handler.expected_exceptions = (AlreadyHandled,)
+    handler = _subscription((AlreadyHandled,))
     inst = _instrumentation("batched_events")
     batch = EventBatch(handler)
     outcomes = {"e-1": None, "e-2": (AlreadyHandled, AlreadyHandled("e-2"), None),
