@@ -280,6 +280,14 @@ def events(args):
         bench.cluster.close()
 
 
+def _start_sink(bench, label, root, uri, prefix):
+    """``<label>.bench_sink`` from ``root``'s code, in the vhost ``uri``, on a SQLite database
+    of its own (``<prefix>_sink_<label>``)."""
+    with bench.cluster.tree(root):
+        bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
+                                          db_url=bench.cluster.database("sqlite", f"{prefix}_sink_{label}"))
+
+
 def _events_against(args):
     """A source and a sink from each tree, each pair in its own vhost; the pairs drain their
     backlogs in turns (``rounds`` of ``n / rounds`` events each, the order alternating), so
@@ -296,9 +304,7 @@ def _events_against(args):
     try:
         for label, root in _trees(args.against):
             uri = bench.cluster.vhost(f"events-{label}")
-            with bench.cluster.tree(root):
-                bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
-                                                  db_url=bench.cluster.database("sqlite", f"events_sink_{label}"))
+            _start_sink(bench, label, root, uri, "events")
             pairs[label] = (uri, root, Client(uri))
         bench.cluster.wait_ready([f"{label}.bench_sink" for label in pairs])
         seen = {label: collections.Counter() for label in pairs}
@@ -342,9 +348,8 @@ def delivery(args):
     try:
         for label, root in _trees(args.against):
             uri = bench.cluster.vhost(f"delivery-{label}")
+            _start_sink(bench, label, root, uri, "delivery")
             with bench.cluster.tree(root):
-                bench.cluster.start_bench_service(f"{label}.bench_sink", "BenchSink", uri,
-                                                  db_url=bench.cluster.database("sqlite", f"delivery_sink_{label}"))
                 bench.cluster.start_bench_service(f"{label}.bench_source", "BenchSource", uri,
                                                   db_url=bench.cluster.database("sqlite", f"delivery_source_{label}"))
             clients[label] = Client(uri)
