@@ -26,6 +26,11 @@ small and in one process, with no broker:
   service's logging set-up (JSON lines to a stream, here ``/dev/null``);
 * ``http-headers``: a gateway request's headers parsed as eventlet's HTTP server parses them
   (``http.client.parse_headers``, by ``runtime.headers`` where the tree installs it);
+* ``http-request``: a ``GET`` with a path value and a bearer token through a service's HTTP
+  entrypoint (``runtime.web``), called as eventlet's server calls the WSGI app: the route
+  looked up, the worker run with the service's instrumentation (its "http handled" line to
+  ``/dev/null``), a small JSON answer written out. What every gateway request pays around
+  its handler;
 * ``review-project``: the same project through review's use cases on a SQLite file, as the
   service runs them without the broker: the project_submitted handler, every signed
   opinion, the documents by RPC, with the case, its opinion index, the audit chain, the
@@ -65,6 +70,7 @@ WORKLOADS = {
     "event-receipt": ("event", 2000),
     "event-lines": ("event", 2000),
     "http-headers": ("request", 5000),
+    "http-request": ("request", 2000),
     "review-project": ("project", 20),
 }
 TODAY = (2026, 11, 27)
@@ -266,6 +272,54 @@ def _http_headers():
     return lambda i: http.client.parse_headers(io.BytesIO(REQUEST_HEADERS))
 
 
+def _http_request():
+    import io
+    import logging
+    import logging.config
+
+    from nameko import config
+    from nameko.containers import ServiceContainer
+
+    from runtime.ops import Instrumentation
+    from runtime.web import ServiceWebServer, http, json_response
+    logging.config.dictConfig({
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "runtime.logs.JsonFormatter", "service": "bench_http"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "json",
+                             "stream": open(os.devnull, "w")}},  # noqa: SIM115 - the process's stream
+        "root": {"level": "INFO", "handlers": ["out"]}})
+
+    class BenchHttp:
+        name = "bench_http"
+        instrumentation = Instrumentation()
+
+        @http("GET", "/api/v1/items/<code>")
+        def item(self, request, code):
+            return json_response(200, {"code": code, "state": "approved"})
+
+    config.update({"WEB_SERVER_ADDRESS": "127.0.0.1:0"})
+    container = ServiceContainer(BenchHttp)
+    container.start()
+    server = next(ext for ext in container.extensions if isinstance(ext, ServiceWebServer))
+    app = server.get_wsgi_app()
+    environ = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/api/v1/items/2026-150621-00001-1",
+               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+               "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000", "GATEWAY_INTERFACE": "CGI/1.1",
+               "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO(),
+               "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+               "HTTP_HOST": "127.0.0.1:8000", "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64)",
+               "HTTP_ACCEPT": "application/json", "HTTP_ACCEPT_ENCODING": "gzip, deflate",
+               "HTTP_CONNECTION": "keep-alive", "HTTP_AUTHORIZATION": "Bearer " + "7f" * 32}
+
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    def run(i):
+        body = b"".join(app(dict(environ, **{"wsgi.input": io.BytesIO(b"")}), start_response))
+        assert body.startswith(b'{"code":'), body
+    return run
+
+
 def _review_project(profile, directory):
     import random
     import uuid
@@ -324,7 +378,7 @@ def _run(workload, n):
         profile = auto_profile()
         runs = {"contract-load": _contracts("load"), "contract-check": _contracts("check"),
                 "saga": _saga(profile), "case-view": _case_view(profile), "event-receipt": _event_receipt(),
-                "event-lines": _event_lines(), "http-headers": _http_headers(),
+                "event-lines": _event_lines(), "http-headers": _http_headers(), "http-request": _http_request(),
                 "review-project": _review_project(profile, directory)}
         for run in runs.values():  # the same set-up and warm-up whatever is measured
             for i in range(3):

@@ -100,7 +100,7 @@ class Instrumentation(DependencyProvider):
                 line["duration_ms"] = round(item.elapsed * 1000, 1)
                 lines.append(line)
             if lines:
-                log.info("%s handled", "event", extra={"lines": lines})
+                log.info("event handled", extra={"lines": lines})
             return
         self._record(_entrypoint_kind(entrypoint), entrypoint, time.perf_counter() - started, exc_info, result)
 
@@ -108,8 +108,10 @@ class Instrumentation(DependencyProvider):
         outcome, extra = self._outcome(kind, entrypoint, exc_info, result)
         self._count(kind, entrypoint, outcome, elapsed)
         if entrypoint.method_name not in OPS_ROUTES:
-            # one line per call or event: with the worker's context, what happened and how long it took
-            log.info("%s handled", kind, extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
+            # one line per call or event: with the worker's context, what happened and how long it
+            # took. The message comes without arguments: a record with one argument checks whether
+            # it is a mapping, an isinstance against an abstract class, for every line
+            log.info(f"{kind} handled", extra=dict(extra, outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
 
     @staticmethod
     def _outcome(kind, entrypoint, exc_info, result=None):

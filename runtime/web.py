@@ -33,13 +33,47 @@ def json_response(status, body):
     return Response(jsoncodec.dumpb(body, default=str), status=status, mimetype="application/json")
 
 
+#: what werkzeug's ``Map.bind_to_environ`` reads of a request besides its path, method and
+#: query: the host, the scheme (and a WebSocket upgrade) and the script's root
+_BINDING = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "HTTP_CONNECTION", "HTTP_UPGRADE",
+            "SCRIPT_NAME")
+
+
+def _wsgi_text(value):
+    """A WSGI string as werkzeug decodes it (``werkzeug._internal._wsgi_decoding_dance``)."""
+    return value.encode("latin1").decode(errors="replace")
+
+
 class _WsgiApp(WsgiApp):
     """nameko's WSGI app, logging the requests no entrypoint takes (no route, wrong method):
-    a request an entrypoint takes gets its line from ``runtime.ops.Instrumentation``."""
+    a request an entrypoint takes gets its line from ``runtime.ops.Instrumentation``.
+
+    werkzeug binds the URL map to every request (``bind_to_environ``: the host, the scheme,
+    the script's root, then a new adapter), which cost more than matching the path. Here
+    the adapter of the last binding is kept, and a request that would bind the same way (the
+    same ``_BINDING`` values: every request of a client that keeps its ``Host``) is matched
+    on it, with its own path, method and query: what ``bind_to_environ(environ).match()``
+    would answer, redirects and refusals included."""
+
+    _binding = None  # (the _BINDING values, their adapter)
+
+    def adapter(self, environ):
+        key = tuple(environ.get(name) for name in _BINDING)
+        binding = self._binding
+        if binding is None or binding[0] != key:
+            binding = self._binding = (key, self.url_map.bind_to_environ(environ))
+        return binding[1]
+
+    def match(self, environ):
+        """``(entrypoint, path values)`` of the request, as
+        ``self.url_map.bind_to_environ(environ).match()`` gives them (or raises)."""
+        path, query = environ.get("PATH_INFO"), environ.get("QUERY_STRING")
+        return self.adapter(environ).match(_wsgi_text(path) if path is not None else "/", environ["REQUEST_METHOD"],
+                                          query_args=(_wsgi_text(query) if query is not None else None) or {})
 
     def __call__(self, environ, start_response):
         try:
-            provider, values = self.url_map.bind_to_environ(environ).match()
+            provider, values = self.match(environ)
         except HTTPException as exc:
             log.info("http refused", extra={"method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
                                             "status": exc.code})
