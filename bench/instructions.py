@@ -215,19 +215,22 @@ def _event_receipt():
     return run
 
 
-def _event_lines():
-    import logging
+def _service_logging(service):
+    """A service's logging set-up: JSON lines at INFO, to a stream (here ``/dev/null``)."""
     import logging.config
-
-    from runtime.db import AlreadyHandled
-    from runtime.messaging import EventBatch, Subscribe, _Item
-    from runtime.ops import Instrumentation
     logging.config.dictConfig({
         "version": 1, "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "runtime.logs.JsonFormatter", "service": "review"}},
+        "formatters": {"json": {"()": "runtime.logs.JsonFormatter", "service": service}},
         "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "json",
                              "stream": open(os.devnull, "w")}},  # noqa: SIM115 - the process's stream
         "root": {"level": "INFO", "handlers": ["out"]}})
+
+
+def _event_lines():
+    from runtime.db import AlreadyHandled
+    from runtime.messaging import EventBatch, Subscribe, _Item
+    from runtime.ops import Instrumentation
+    _service_logging("review")
 
     class Container:
         service_name = "review"
@@ -274,20 +277,13 @@ def _http_headers():
 
 def _http_request():
     import io
-    import logging
-    import logging.config
 
     from nameko import config
     from nameko.containers import ServiceContainer
 
     from runtime.ops import Instrumentation
     from runtime.web import ServiceWebServer, http, json_response
-    logging.config.dictConfig({
-        "version": 1, "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "runtime.logs.JsonFormatter", "service": "bench_http"}},
-        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "json",
-                             "stream": open(os.devnull, "w")}},  # noqa: SIM115 - the process's stream
-        "root": {"level": "INFO", "handlers": ["out"]}})
+    _service_logging("bench_http")
 
     class BenchHttp:
         name = "bench_http"

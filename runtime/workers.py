@@ -1,5 +1,7 @@
-"""What the suite's entrypoints share: handing a message to a worker at once, and checking
-a call's arguments against a signature read once.
+"""What the suite's entrypoints share: handing a message to a worker at once, checking a
+call's arguments against a signature read once, and nameko's timing of each worker's steps
+only when its DEBUG lines are written (installed on import: every entrypoint imports this
+module).
 
 nameko's entrypoints pass every message to a waiter thread that spawns the worker when the
 pool has room, so that a full pool never blocks the consumer. The suite's RPC and event
