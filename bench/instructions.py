@@ -24,6 +24,10 @@ small and in one process, with no broker:
 * ``event-lines``: the "event handled" lines and counts of a batch of 32 events, as
   ``runtime.ops.Instrumentation`` writes them when the batch's worker ends, through a
   service's logging set-up (JSON lines to a stream, here ``/dev/null``);
+* ``event-batch``: 32 events through one subscription worker's batch
+  (``runtime.messaging.EventBatch``) on a SQLite file, each event's handler writing one row
+  in its ``transaction(event=…)``: the inbox row, the unit's bookkeeping and the batch's
+  commit, as a subscriber's worker runs them;
 * ``http-headers``: a gateway request's headers parsed as eventlet's HTTP server parses them
   (``http.client.parse_headers``, by ``runtime.headers`` where the tree installs it);
 * ``http-request``: a ``GET`` with a path value and a bearer token through a service's HTTP
@@ -69,6 +73,7 @@ WORKLOADS = {
     "case-view": ("view", 2000),
     "event-receipt": ("event", 2000),
     "event-lines": ("event", 2000),
+    "event-batch": ("event", 2000),
     "http-headers": ("request", 5000),
     "http-request": ("request", 2000),
     "review-project": ("project", 20),
@@ -263,6 +268,36 @@ def _event_lines():
     return run
 
 
+def _event_batch(directory):
+    import itertools
+    import types
+
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+
+    from runtime.db import DatabaseCore, runtime_tables
+    from runtime.messaging import EventBatch, _Item
+    metadata = MetaData()
+    runtime_tables(metadata)
+    notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("code", String(40)))
+    core = DatabaseCore(f"sqlite:///{directory}/batch.db", metadata, "review")
+    core.migrate()
+    entrypoint = types.SimpleNamespace(database=lambda: core, expected_exceptions=())
+    numbers = itertools.count()
+
+    def handler(_service, envelope):
+        with core.transaction(event=envelope) as tx:
+            tx.conn.execute(insert(notes), {"code": envelope["correlation_id"]})
+
+    def run(i):
+        if i % 32 == 0:  # a worker per 32 events
+            batch = EventBatch(entrypoint)
+            for n in itertools.islice(numbers, 32):
+                batch.items.append(_Item({"event_id": f"{n:032x}", "event_type": "project_submitted",
+                                          "source": "registry", "correlation_id": f"2026-150621-{n:05d}-1"}, None))
+            batch.run(None, handler)
+    return run
+
+
 REQUEST_HEADERS = (b"Host: 127.0.0.1:8000\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n"
                    b"Accept: application/json\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n"
                    b"Authorization: Bearer " + b"7f" * 32 + b"\r\n\r\n")
@@ -374,7 +409,7 @@ def _run(workload, n):
         profile = auto_profile()
         runs = {"contract-load": _contracts("load"), "contract-check": _contracts("check"),
                 "saga": _saga(profile), "case-view": _case_view(profile), "event-receipt": _event_receipt(),
-                "event-lines": _event_lines(), "http-headers": _http_headers(), "http-request": _http_request(),
+                "event-lines": _event_lines(), "event-batch": _event_batch(directory), "http-headers": _http_headers(), "http-request": _http_request(),
                 "review-project": _review_project(profile, directory)}
         for run in runs.values():  # the same set-up and warm-up whatever is measured
             for i in range(3):

@@ -242,7 +242,7 @@ class _Held:
     the commit (events, callbacks), how many units it ran, and the error that broke its
     transaction, if one did."""
 
-    __slots__ = ("conn", "records", "callbacks", "units", "broken", "waits_limited")
+    __slots__ = ("conn", "records", "callbacks", "units", "broken", "waits_limited", "trusting", "spoiled")
 
     def __init__(self, conn):
         self.conn = conn
@@ -251,6 +251,8 @@ class _Held:
         self.units = 0
         self.broken = None
         self.waits_limited = False  # PostgreSQL: lock_timeout set for the rest of the batch
+        self.trusting = False  # a batch whose units run without a savepoint each (DatabaseCore.batch)
+        self.spoiled = False  # a unit of a trusting batch failed after it began writing
 
     def keep(self, tx):
         """A unit of work succeeded: its events and callbacks go with this commit."""
@@ -448,7 +450,7 @@ class DatabaseCore:
         return self._writers.hold() if self._writers is not None else self._own()
 
     @contextlib.contextmanager
-    def batch(self):
+    def batch(self, trusting=False):
         """One transaction for the units of work run inside it, in this green thread.
 
         Each ``transaction()`` inside runs in its own savepoint: a failing unit rolls back
@@ -458,10 +460,21 @@ class DatabaseCore:
         none of its units' work is kept. So whoever batches units (the event subscription,
         ``runtime.messaging``) acts on their outcome only after the batch returned: acks
         after the commit, as with single units. Code after a unit's ``transaction()``
-        runs before the commit; its effects on other services go through ``tx.emit``."""
+        runs before the commit; its effects on other services go through ``tx.emit``.
+
+        ``trusting`` (SQLite; ignored on PostgreSQL): the units run without a savepoint
+        each, which saves a savepoint and its release per unit when every unit succeeds, as
+        units almost always do. A duplicate still fails at its inbox row and changes nothing
+        (SQLite undoes the one failed statement). A unit that fails otherwise leaves its
+        writes in the transaction: it raises as usual and marks the batch spoiled
+        (:meth:`batch_spoiled`). Whoever runs a trusting batch checks that after each unit,
+        and on a spoiled batch leaves it by raising, which rolls the whole batch back (none
+        of its units' work, events or callbacks is kept), and runs its units again in an
+        ordinary batch (``runtime.messaging.EventBatch``)."""
         if _BATCH.get() is not None:
             raise RuntimeError("batches do not nest")
         with self._writer() as held:
+            held.trusting = trusting and self._writers is not None
             token = _BATCH.set((self, held))
             try:
                 yield
@@ -492,14 +505,36 @@ class DatabaseCore:
             conn.close()
         self._after_commit(held.records, held.callbacks)
 
+    def batch_spoiled(self):
+        """Whether a unit of this green thread's trusting batch failed after it began writing
+        (:meth:`batch`): the batch must then be rolled back whole."""
+        batch = _BATCH.get()
+        return batch is not None and batch[0] is self and batch[1].spoiled
+
     @contextlib.contextmanager
     def _member(self, held, event):
-        """A unit inside a batch: a savepoint in the batch's transaction.
+        """A unit inside a batch: a savepoint in the batch's transaction, or in a trusting
+        batch none (:meth:`batch`).
 
         On PostgreSQL, once the batch holds the locks of a unit that succeeded, a later
         unit that waits longer than ``BATCH_LOCK_WAIT`` for a row lock is rolled back and
         raises :class:`LockBusy`: holding locks while waiting for another's is how two
         batches deadlock. (SQLite's single writer takes no row locks.)"""
+        if held.trusting:
+            try:
+                tx = self._begin_unit(held.conn, event)
+            except AlreadyHandled:
+                raise  # its inbox row failed alone: the batch has nothing of it
+            except BaseException:
+                held.spoiled = True
+                raise
+            try:
+                yield tx
+            except BaseException:
+                held.spoiled = True
+                raise
+            held.keep(tx)
+            return
         if held.units and self._writers is None and not held.waits_limited:
             # outside the unit's savepoint: a SET LOCAL in a savepoint that rolls back is undone
             _LIMIT_LOCK_WAIT.run(held.conn, {})

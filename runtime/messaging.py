@@ -152,6 +152,10 @@ class _Item:
         self.elapsed = 0.0
 
 
+class _Spoiled(Exception):
+    """An event failed in a trusting batch: the batch is rolled back and runs again."""
+
+
 class EventBatch:
     """Events handed to one worker. Until the worker starts (``claimed``), events that
     arrive join it; the worker handles them one after another in one database batch. The
@@ -176,21 +180,32 @@ class EventBatch:
         whose inbox row makes a second run a no-op."""
         self.claimed = True
         core = self.entrypoint.database()
+        # first without a savepoint per event (runtime.db.DatabaseCore.batch, trusting): if
+        # an event fails there, the batch is rolled back whole and runs again with them
+        trusting = core is not None and core.is_sqlite
         while self.committed < len(self.items):
-            with core.batch() if core is not None else contextlib.nullcontext():
-                end = self._run_from(self.committed, service, handler)
+            try:
+                with core.batch(trusting=trusting) if core is not None else contextlib.nullcontext():
+                    end = self._run_from(self.committed, service, handler, core)
+            except _Spoiled:
+                trusting = False
+                continue
             self.committed = end
 
-    def _run_from(self, start, service, handler):
+    def _run_from(self, start, service, handler, core=None):
         """Handle the events from ``start`` on; the index of the event that found its lock
-        busy, or the number of events."""
+        busy, or the number of events. Raises :class:`_Spoiled` as soon as an event has
+        spoiled a trusting batch."""
         for index in range(start, len(self.items)):
             item = self.items[index]
             logs.update_context(**event_fields(item.envelope))
+            item.exc_info = None
             started = time.perf_counter()
             try:
                 handler(service, item.envelope)
             except Exception as exc:  # noqa: BLE001 - this event's outcome, settled after the commit
+                if core is not None and core.batch_spoiled():
+                    raise _Spoiled() from None
                 if isinstance(exc, LockBusy) and index > start:  # (a batch's first unit may wait)
                     log.info("event waits for a lock another transaction holds; "
                              "the batch commits first and runs it again")
@@ -200,6 +215,8 @@ class EventBatch:
                     log.error("error handling event: %s", exc, exc_info=item.exc_info)
             finally:
                 item.elapsed = time.perf_counter() - started
+            if core is not None and core.batch_spoiled():  # the handler went on after its unit failed
+                raise _Spoiled()
         return len(self.items)
 
     def outcomes(self, exc_info=None):

@@ -250,3 +250,125 @@ def test_two_event_batches_locking_rows_in_opposite_orders_both_commit_every_eve
         assert sorted(conn.execute(select(core.inbox.c.event_id)).scalars()) == ["a0", "a1", "b0", "b1"]
         # each row's second writer ran after the first one's commit
         assert dict(conn.execute(select(notes.c.id, notes.c.text)).all()) == {1: "b1", 2: "a1"}
+
+
+# ---- trusting batches: no savepoint per unit, the whole batch again if a unit fails -------------
+
+def _count_unit_savepoints(monkeypatch):
+    import runtime.db
+    taken = []
+    begin = runtime.db._MEMBER.begin
+    monkeypatch.setattr(runtime.db._MEMBER, "begin", lambda conn, params: (taken.append(1), begin(conn, params))[1])
+    return taken
+
+
+def test_a_trusting_batch_whose_units_succeed_takes_no_savepoint_per_unit_on_sqlite(core, monkeypatch):
+    taken = _count_unit_savepoints(monkeypatch)
+    with core.batch(trusting=True):
+        for i in range(4):
+            with core.transaction(event=envelope(f"e{i}")) as tx:
+                tx.conn.execute(insert(notes), {"text": f"n{i}"})
+        assert not core.batch_spoiled()
+    assert visible(core) == 4
+    assert len(taken) == (0 if core.is_sqlite else 4)  # PostgreSQL: every unit in its savepoint
+
+
+def test_a_duplicate_in_a_trusting_batch_changes_nothing_and_does_not_spoil_it(core):
+    with core.transaction(event=envelope("seen")) as tx:
+        tx.conn.execute(insert(notes), {"text": "before"})
+    with core.batch(trusting=True):
+        with core.transaction(event=envelope("new")) as tx:
+            tx.conn.execute(insert(notes), {"text": "new"})
+        with pytest.raises(AlreadyHandled):
+            with core.transaction(event=envelope("seen")) as tx:
+                tx.conn.execute(insert(notes), {"text": "again"})
+        assert not core.batch_spoiled()
+    with core.read() as conn:
+        assert sorted(conn.execute(select(notes.c.text)).scalars()) == ["before", "new"]
+
+
+def test_a_unit_failing_after_its_writes_spoils_a_trusting_batch_which_then_keeps_nothing(core):
+    handed, calls = [], []
+    core.committed.append(handed.append)
+
+    class Leave(Exception):
+        pass
+
+    with pytest.raises(Leave):
+        with core.batch(trusting=True):
+            with core.transaction(event=envelope("ok")) as tx:
+                tx.conn.execute(insert(notes), {"text": "ok"})
+                tx.emit("project_submitted", submitted("C-1"), correlation_id="C-1")
+                tx.on_commit(lambda: calls.append("ok"))
+            with pytest.raises(ValueError):
+                with core.transaction(event=envelope("bad")) as tx:
+                    tx.conn.execute(insert(notes), {"text": "half"})
+                    raise ValueError("fails after a write")
+            # SQLite: the failed unit's write is still in the transaction, so the batch must go;
+            # PostgreSQL's units have their savepoints, and nothing is spoiled
+            assert core.batch_spoiled() is core.is_sqlite
+            raise Leave()
+    assert visible(core) == 0 and handed == [] and calls == []
+    with core.read() as conn:
+        assert list(conn.execute(select(core.inbox.c.event_id)).scalars()) == []
+    with core.transaction() as tx:  # the writer is free again
+        tx.conn.execute(insert(notes), {"text": "after"})
+    assert visible(core) == 1
+
+
+def _event_batch(core, n):
+    batch = EventBatch(types.SimpleNamespace(database=lambda: core, expected_exceptions=()))
+    for i in range(n):
+        batch.items.append(_Item(envelope(f"e{i}"), None))
+    return batch
+
+
+@pytest.mark.parametrize("how", ["raises", "swallows its unit's error"])
+def test_an_event_batch_runs_again_with_savepoints_when_an_event_fails_in_its_trusting_run(core, how):
+    runs, handed, callbacks = [], [], []
+    core.committed.append(lambda records: handed.extend(r.correlation_id for r in records))
+
+    def handler(_service, env):
+        runs.append(env["event_id"])
+        try:
+            with core.transaction(event=env) as tx:
+                tx.conn.execute(insert(notes), {"text": env["event_id"]})
+                tx.emit("project_submitted", submitted(env["event_id"]), correlation_id=env["event_id"])
+                tx.on_commit(lambda: callbacks.append(env["event_id"]))
+                if env["event_id"] == "e2":
+                    raise ValueError("e2 fails after its writes")
+        except ValueError:
+            if how == "raises":
+                raise
+
+    batch = _event_batch(core, 5)
+    batch.run(None, handler)
+    failed = [item.envelope["event_id"] for item, exc_info in batch.outcomes() if exc_info is not None]
+    assert failed == (["e2"] if how == "raises" else [])
+    kept = ["e0", "e1", "e3", "e4"]
+    with core.read() as conn:
+        assert sorted(conn.execute(select(notes.c.text)).scalars()) == kept
+        assert sorted(conn.execute(select(core.inbox.c.event_id)).scalars()) == kept
+        assert sorted(conn.execute(select(core.outbox.c.correlation_id)).scalars()) == kept
+    # each kept event handed to the relay, and its callback run, once
+    assert sorted(handed) == kept and sorted(callbacks) == kept
+    if core.is_sqlite:  # the trusting run stopped at e2, then every event ran again
+        assert runs == ["e0", "e1", "e2", "e0", "e1", "e2", "e3", "e4"]
+    else:
+        assert runs == ["e0", "e1", "e2", "e3", "e4"]
+
+
+def test_an_event_batch_whose_events_all_succeed_runs_each_once(core, monkeypatch):
+    taken = _count_unit_savepoints(monkeypatch)
+    runs = []
+
+    def handler(_service, env):
+        runs.append(env["event_id"])
+        with core.transaction(event=env) as tx:
+            tx.conn.execute(insert(notes), {"text": env["event_id"]})
+
+    batch = _event_batch(core, 6)
+    batch.run(None, handler)
+    assert [exc_info for _item, exc_info in batch.outcomes()] == [None] * 6
+    assert runs == [f"e{i}" for i in range(6)] and visible(core) == 6
+    assert len(taken) == (0 if core.is_sqlite else 6)
