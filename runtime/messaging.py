@@ -156,6 +156,10 @@ class _Spoiled(Exception):
     """An event failed in a trusting batch: the batch is rolled back and runs again."""
 
 
+def _never():
+    return False
+
+
 class EventBatch:
     """Events handed to one worker. Until the worker starts (``claimed``), events that
     arrive join it; the worker handles them one after another in one database batch. The
@@ -180,22 +184,24 @@ class EventBatch:
         whose inbox row makes a second run a no-op."""
         self.claimed = True
         core = self.entrypoint.database()
-        # first without a savepoint per event (runtime.db.DatabaseCore.batch, trusting): if
-        # an event fails there, the batch is rolled back whole and runs again with them
-        trusting = core is not None and core.is_sqlite
+        # first a trusting batch, without a savepoint per event where the database allows it
+        # (runtime.db.DatabaseCore.batch: SQLite); if an event spoils it, the batch is rolled
+        # back whole and runs again with a savepoint per event
+        trusting = True
         while self.committed < len(self.items):
             try:
                 with core.batch(trusting=trusting) if core is not None else contextlib.nullcontext():
-                    end = self._run_from(self.committed, service, handler, core)
+                    end = self._run_from(self.committed, service, handler,
+                                         core.batch_spoiled if core is not None else _never)
             except _Spoiled:
                 trusting = False
                 continue
             self.committed = end
 
-    def _run_from(self, start, service, handler, core=None):
+    def _run_from(self, start, service, handler, spoiled):
         """Handle the events from ``start`` on; the index of the event that found its lock
-        busy, or the number of events. Raises :class:`_Spoiled` as soon as an event has
-        spoiled a trusting batch."""
+        busy, or the number of events. Raises :class:`_Spoiled` as soon as ``spoiled()``
+        says an event has spoiled the trusting batch it runs in."""
         for index in range(start, len(self.items)):
             item = self.items[index]
             logs.update_context(**event_fields(item.envelope))
@@ -204,7 +210,7 @@ class EventBatch:
             try:
                 handler(service, item.envelope)
             except Exception as exc:  # noqa: BLE001 - this event's outcome, settled after the commit
-                if core is not None and core.batch_spoiled():
+                if spoiled():
                     raise _Spoiled() from None
                 if isinstance(exc, LockBusy) and index > start:  # (a batch's first unit may wait)
                     log.info("event waits for a lock another transaction holds; "
@@ -215,7 +221,7 @@ class EventBatch:
                     log.error("error handling event: %s", exc, exc_info=item.exc_info)
             finally:
                 item.elapsed = time.perf_counter() - started
-            if core is not None and core.batch_spoiled():  # the handler went on after its unit failed
+            if spoiled():  # the handler went on after its unit failed
                 raise _Spoiled()
         return len(self.items)
 
