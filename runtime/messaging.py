@@ -17,7 +17,8 @@ nameko's ``event_handler`` acks and drops a message whose handler fails, and its
   default), which runs the handler once per event inside one database batch
   (:meth:`runtime.db.DatabaseCore.batch`): each event's transaction in its own savepoint,
   one commit for all, each message acked, dead-lettered or returned by its own event's
-  outcome once that commit is done. ``EVENT_BATCH: 1`` gives each event its own worker.
+  outcome once that commit is done (the acks of consecutive messages as one,
+  :mod:`runtime.acks`). ``EVENT_BATCH: 1`` gives each event its own worker.
 """
 import contextlib
 import functools
@@ -37,6 +38,7 @@ from contracts.events import EnvelopeSchema, SUBSCRIPTIONS, queue_name, schema_f
 from . import jsoncodec
 from . import logs
 from . import packs
+from .acks import AckWindow
 from .config import positive_int, setting
 from .consume import JsonConsumer
 from .db import AlreadyHandled, DatabaseCore, LockBusy
@@ -121,10 +123,19 @@ _ACK, _DEAD, _RETRY = 0, 1, 2
 
 class _EventConsumer(JsonConsumer):
     """The JSON consumer, handing the entrypoint each message undecoded: the entrypoint
-    decodes it, and dead-letters a message that is not JSON."""
+    decodes it, and dead-letters a message that is not JSON. Its messages are settled
+    through its :class:`~runtime.acks.AckWindow`: one ack for many where it may."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.window = AckWindow()
 
     def on_raw_message(self, message):
+        self.window.received(message)
         self.on_message(None, message)
+
+    def requeue_message(self, message):
+        self.window.reject(message, requeue=True)
 
 
 class _Delivery:
@@ -367,8 +378,7 @@ class Subscribe(Consumer):
         super().kill()
 
     def _dead_letter(self, message):
-        if message.channel.connection:
-            message.reject(requeue=False)
+        self.consumer.window.reject(message, requeue=False)
 
     def _handle_one(self, item, worker_ctx, result=None, exc_info=None):
         self._settle([(item, exc_info)])
@@ -401,14 +411,15 @@ class Subscribe(Consumer):
             delivery.pending -= 1
             if delivery.pending == 0:
                 done.append(delivery)
-        retry = []
+        acks, retry = [], []
         for delivery in done:
             if delivery.fate == _ACK:
-                self.consumer.ack_message(delivery.message)
+                acks.append(delivery.message)
             elif delivery.fate == _DEAD:
                 self._dead_letter(delivery.message)
             else:
                 retry.append(delivery.message)
+        self.consumer.window.ack(acks, parked=retry)
         if retry:
             time.sleep(min(0.2 * (2 ** max(_deliveries(message) for message in retry)), 5.0))
             for message in retry:
