@@ -16,8 +16,9 @@ in one process (no broker, a temporary SQLite file):
   and a savepoint with its release run both ways (step 13);
 * a read: a pooled connection, its BEGIN, one select by key and the close, with the BEGIN
   run through SQLAlchemy and on the DBAPI connection (step 14);
-* JSON: a case and an event's body encoded and decoded by the json module, by kombu and by
-  ``runtime.jsoncodec`` (kombu's decoding before step 13, the json module's before step 15);
+* JSON: a case, an event's body and a pack of events encoded and decoded by the json
+  module, by kombu and by ``runtime.jsoncodec`` (kombu's decoding before step 13, the json
+  module's before step 15, from the text py-amqp made of the body before step 28);
 * a small unit of work (one inbox row) and its commit: committed alone with
   ``synchronous=FULL`` and with ``NORMAL``, and 16 units sharing one ``FULL`` commit, each
   in a SQLAlchemy savepoint (``begin_nested``) or in a plain SQL ``SAVEPOINT`` (what
@@ -304,7 +305,8 @@ def json_costs(n=3000):
         warnings.simplefilter("ignore")  # bench.services imports nameko, and so eventlet
         from bench.run import Bench
     out = []
-    for label, doc in (("a case", _case()), ("an event", Bench.event_envelope())):
+    event = Bench.event_envelope()
+    for label, doc in (("a case", _case()), ("an event", event), ("a pack of seven events", [event] * 7)):
         body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         stored = body.decode("utf-8")  # a Text column gives str
         out.append((f"{label} ({len(body):,} bytes)", [(name, _per_call_us(fn, n)) for name, fn in (
@@ -315,6 +317,8 @@ def json_costs(n=3000):
             ("decode: json.loads", lambda _: json.loads(body)),
             ("decode: kombu (before step 13)", lambda _: kombu_loads(body)),
             ("decode: runtime.jsoncodec", lambda _: jsoncodec.loads(body)),
+            # a message's body as py-amqp made it text before step 28, then decoded
+            ("decode: py-amqp's text, runtime.jsoncodec", lambda _: jsoncodec.loads(body.decode("utf-8"))),
             ("decode: json.loads, from text (a stored row)", lambda _: json.loads(stored)),
             ("decode: runtime.jsoncodec, from text", lambda _: jsoncodec.loads(stored)),
         )]))
