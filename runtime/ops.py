@@ -15,6 +15,7 @@ from nameko.extensions import DependencyProvider
 from runtime.web import http, json_response
 from werkzeug.wrappers import Response
 
+from . import collector
 from . import logs
 from . import metrics as m
 from .messaging import EventBatch, event_fields
@@ -63,7 +64,8 @@ def log_context(service, worker_ctx):
 
 
 class Instrumentation(DependencyProvider):
-    """Time and count each entrypoint; set the log context for the worker.
+    """Time and count each entrypoint; set the log context for the worker. At setup it
+    checks the process-wide settings and applies the collector's (:mod:`runtime.collector`).
 
     ``counts`` counts this container's workers by ``(kind, method, outcome)``: the
     Prometheus counters are per process, this is per instance (two instances of a service
@@ -73,6 +75,7 @@ class Instrumentation(DependencyProvider):
     def setup(self):
         from .dependencies import contract_checks
         contract_checks()  # a misspelt CONTRACT_CHECKS stops the service at start, not at each call
+        collector.configure()  # the process's garbage collector (GC_THRESHOLD)
         self.service = self.container.service_name
         self._started = {}
         self.counts = collections.Counter()
