@@ -132,7 +132,8 @@ def make_engine(url, synchronous=None, **kwargs):
 
 class OutboxRecord(collections.namedtuple(
         "OutboxRecord", "event_id routing_key body event_type correlation_id")):
-    """An event written to the outbox, as the relay publishes it."""
+    """An event written to the outbox, as the relay publishes it: ``body`` is the
+    envelope's JSON as UTF-8 bytes (the message body; the outbox row holds it as text)."""
 
 
 class Transaction:
@@ -169,14 +170,14 @@ class Transaction:
             "payload": data,
         })
         record = OutboxRecord(envelope["event_id"], routing_key or event_type,
-                              jsoncodec.dumps(envelope), event_type,
+                              jsoncodec.dumpb(envelope), event_type,
                               correlation_id)
         self.core.outbox_insert.run(self.conn, {
             "event_id": record.event_id,
             "event_type": event_type,
             "routing_key": record.routing_key,
             "correlation_id": correlation_id,
-            "body": record.body,
+            "body": record.body.decode("utf-8"),
             "created_at": utcnow(),
         })
         self.records.append(record)

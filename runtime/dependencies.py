@@ -1,4 +1,5 @@
 """nameko dependency providers shared by every service."""
+import collections
 import functools
 import logging
 import os
@@ -71,8 +72,8 @@ class Database(DependencyProvider):
 
     def _count_published(self, rows):
         from .metrics import EVENTS_PUBLISHED
-        for row in rows:
-            EVENTS_PUBLISHED.labels(self.container.service_name, row.event_type).inc()
+        for event_type, count in collections.Counter(row.event_type for row in rows).items():
+            EVENTS_PUBLISHED.labels(self.container.service_name, event_type).inc(count)
 
     def start(self):
         self.core.migrate()

@@ -338,3 +338,22 @@ def test_a_message_that_is_not_an_event_is_dead_lettered_at_once_and_the_next_on
     assert [letter["reason"] for letter in list_dead_letters(config["AMQP_URI"], "review")] == ["rejected"] * 3
     source.stop()
     sink.stop()
+
+
+def test_the_relay_counts_every_event_it_published_packs_included(cfg):
+    """govpm_events_published_total counts events, not messages: 12 events of one
+    transaction leave in packs (runtime.packs), and each is counted once."""
+    def published():
+        return metrics.REGISTRY.get_sample_value(
+            "govpm_events_published_total", {"service": "registry", "event": "project_submitted"}) or 0.0
+
+    before = published()
+    source = start(Source)
+    db = next(e for e in source.extensions if isinstance(e, Database))
+    with db.core.transaction() as tx:
+        for i in range(12):
+            tx.emit("project_submitted", submitted(f"C-N{i:02d}"), correlation_id=f"C-N{i:02d}")
+    messages_waiting(2, "12 events in two packs")  # EVENT_PACK 8: a pack of 8 and one of 4
+    wait_for(lambda: published() - before == 12, message="12 events counted")
+    source.stop()
+    assert published() - before == 12

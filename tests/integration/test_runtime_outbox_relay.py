@@ -155,3 +155,43 @@ def test_a_batch_with_two_routing_keys_leaves_in_packs_of_one_key_each_key_in_co
     assert all(keys[codes.index(code)] == key for key, got in taken for code in got)
     per_key = -(-20 // DEFAULT_PACK)
     assert len(taken) == 2 * per_key  # one scan of 40 rows: each key's 20 cut at the pack size
+
+
+def test_text_beyond_ascii_leaves_as_the_utf8_the_row_holds_from_the_table_and_at_commit(core, relay, channel):
+    """The relay publishes each body as bytes: read from the table (on SQLite as the stored
+    UTF-8, without a round trip through text) and handed over at commit alike."""
+    names = ["巴中市政务云平台扩容", "锦江区“一网通办”二期 — 𠀀𠀁 😀", "Dalate \\ \"quoted\" \u2028 line"]
+
+    def emit_named(prefix):
+        codes = []
+        for i, name in enumerate(names):
+            code = f"{prefix}{i}"
+            payload = submitted(code)
+            payload["project"]["unit_name"] = payload["project"]["name"] = name
+            with core.transaction() as tx:
+                tx.emit("project_submitted", payload, correlation_id=code)
+            codes.append(code)
+        return codes
+
+    channel.auto_decode = False  # the bodies as the bytes that came
+    waiting = emit_named("T")  # in the table before the relay starts: read back by a scan
+    relay()
+    later = emit_named("H")  # committed while it runs: handed over (SQLite) or scanned
+    got = {}
+    taken = []
+
+    def drained():
+        while (msg := channel.basic_get(QUEUE, no_ack=True)) is not None:
+            taken.append(msg.body)
+            for envelope in envelopes(json.loads(msg.body)):
+                got[envelope["correlation_id"]] = envelope
+        return len(got) == 6
+
+    wait_for(drained, message="six events")
+    with core.read() as s:
+        stored = dict(s.execute(select(core.outbox.c.correlation_id, core.outbox.c.body)).all())
+    for index, code in enumerate(waiting + later):
+        assert got[code]["payload"]["project"]["name"] == names[index % 3]
+        assert json.loads(stored[code]) == got[code]
+        # the message carries exactly the row's text, as UTF-8
+        assert any(stored[code].encode("utf-8") in body for body in taken)
