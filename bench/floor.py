@@ -225,10 +225,12 @@ def publish_rate_async(uri, body, count, window=1000, keep=False):
         conn.close()
 
 
-def consume_rate(uri, count, prefetch=PREFETCH):
+def consume_rate(uri, count, prefetch=PREFETCH, ack_every=1):
     """Messages per second one plain consumer takes from the quorum queue that
     ``publish_rate_async(..., keep=True)`` left ``count`` messages in: the suite's
-    subscriptions' prefetch, each body decoded, each acked (the queue is empty afterwards)."""
+    subscriptions' prefetch, each body decoded, each acked (the queue is empty afterwards).
+    With ``ack_every`` n > 1, every n-th message (and the last) is acked with ``multiple``
+    set, which settles those before it too (``runtime.acks``)."""
     conn = _amqp_connection(uri)
     try:
         ch = conn.channel()
@@ -237,8 +239,11 @@ def consume_rate(uri, count, prefetch=PREFETCH):
 
         def on_message(message):
             json.loads(message.body)
-            ch.basic_ack(message.delivery_tag)
             state["n"] += 1
+            if ack_every == 1:
+                ch.basic_ack(message.delivery_tag)
+            elif state["n"] % ack_every == 0 or state["n"] == count:
+                ch.basic_ack(message.delivery_tag, multiple=True)
 
         started = time.perf_counter()
         ch.basic_consume(BULK_QUEUE, callback=on_message)
@@ -262,10 +267,28 @@ def cleanup(uri):
         conn.close()
 
 
+def acks(uri, count=20000, rounds=3):
+    """One plain consumer's rate acking each message, and acking every 8th and every 32nd
+    with ``multiple`` (a 2.2 KB body, as the suite's events), ``rounds`` times in turn."""
+    body = json.dumps({"event_id": "0" * 32, "payload": {"summary": "政务信息化项目" * 100}},
+                      ensure_ascii=False).encode("utf-8")
+    try:
+        for r in range(rounds):
+            for every in (1, 8, 32):
+                publish_rate_async(uri, body, count, keep=True)
+                print(f"round {r + 1}: ack every {every:>2}: {consume_rate(uri, count, ack_every=every):,.0f} msg/s",
+                      flush=True)
+    finally:
+        cleanup(uri)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "responder":
         sys.path.insert(0, ROOT)
         responder(sys.argv[2])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "acks":
+        acks(sys.argv[2])
     else:
-        print("usage: python -m bench.floor responder <amqp-uri>")
+        print("usage: python -m bench.floor responder <amqp-uri>\n"
+              "       python -m bench.floor acks <amqp-uri>   # one consumer, acks one by one and multiple")
         sys.exit(2)

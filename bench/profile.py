@@ -4,6 +4,7 @@ each process spent per unit of work (from ``/proc``), optionally with py-spy rec
     .venv/bin/python -m bench.profile approvals -n 600 [--window 64] [--db sqlite|postgresql]
     .venv/bin/python -m bench.profile gateway   -n 2000     # sequential GET /api/v1/projects/<code>
     .venv/bin/python -m bench.profile gateway   -n 2400 --against /tmp/before   # this tree and another, side by side
+    .venv/bin/python -m bench.profile gateway   -n 2400 --against /tmp/before --other-first   # the other's suite starts first
     .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
     .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
     .venv/bin/python -m bench.profile events    -n 24000 --against /tmp/before   # drains in turns, two trees
@@ -148,9 +149,11 @@ def gateway(args):
         bench.cluster.close()
 
 
-def _trees(other_root=None):
-    """``(label, root)`` of this tree, and of the other one when there is one."""
-    return (("this", ROOT),) + ((("other", os.path.abspath(other_root)),) if other_root else ())
+def _trees(other_root=None, other_first=False):
+    """``(label, root)`` of this tree, and of the other one when there is one, in the order
+    their suites (their sinks) start: this tree's first, unless ``other_first``."""
+    trees = (("this", ROOT),) + ((("other", os.path.abspath(other_root)),) if other_root else ())
+    return trees[::-1] if other_first else trees
 
 
 def _in_turn(r, labels):
@@ -159,12 +162,12 @@ def _in_turn(r, labels):
     return [label for label in (("this", "other") if r % 2 else ("other", "this")) if label in labels]
 
 
-def _side_by_side(bench, other_root):
+def _side_by_side(bench, other_root, other_first=False):
     """Start the suite from this tree ("this") and from ``other_root`` ("other", e.g. a
     ``git worktree`` of an earlier commit), each with its own vhost and databases; return
     {label: (gateway URL, project code, auth headers, {process: pid})}."""
     suites = {}
-    for label, root in _trees(other_root):
+    for label, root in _trees(other_root, other_first):
         with bench.cluster.tree(root):
             uri, _, _ = bench.start_suite("sqlite", label)
         base = bench.cluster.procs[f"{label}.gateway"].base_url
@@ -184,7 +187,7 @@ def _gateway_against(args):
     rounds = 16
     per = max(args.n // rounds, 10)
     try:
-        suites = _side_by_side(bench, args.against)
+        suites = _side_by_side(bench, args.against, args.other_first)
         floor_client = bench.floor_client()
         for path in ("/api/v1/me", "/api/v1/projects/{code}"):
             seen = {label: ([], collections.Counter()) for label in suites}
@@ -302,7 +305,7 @@ def _events_against(args):
     per = max(args.n // rounds, 500)
     pairs = {}  # label -> (vhost URI, tree, client)
     try:
-        for label, root in _trees(args.against):
+        for label, root in _trees(args.against, args.other_first):
             uri = bench.cluster.vhost(f"events-{label}")
             _start_sink(bench, label, root, uri, "events")
             pairs[label] = (uri, root, Client(uri))
@@ -346,7 +349,7 @@ def delivery(args):
     per = max(args.n // rounds, 10)
     clients = {}
     try:
-        for label, root in _trees(args.against):
+        for label, root in _trees(args.against, args.other_first):
             uri = bench.cluster.vhost(f"delivery-{label}")
             _start_sink(bench, label, root, uri, "delivery")
             with bench.cluster.tree(root):
@@ -422,6 +425,10 @@ def main(argv=None):
                         help="gateway, events, delivery: also start the suite (events, delivery: a source "
                              "and a sink) from DIR, a git worktree of another commit or with another venv, "
                              "and alternate the reads (the drains, the paced events) between the two")
+    parser.add_argument("--other-first", action="store_true",
+                        help="with --against: start the other tree's suite (sinks) first. The suite "
+                             "started first has read 5-15%% slower than an identical one started after "
+                             "it (bench/README.md, Profiling): run both orders")
     parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)
