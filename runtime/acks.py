@@ -3,9 +3,9 @@
 A subscription settles its messages a batch at a time (:mod:`runtime.messaging`). An ack
 per message costs a frame and a socket write in the service, and a settle command in the
 quorum queue's log on the broker. ``basic.ack`` with ``multiple`` set settles, in one frame,
-every message of the channel up to a delivery tag (a plain consumer of a quorum queue took
-about 45% more messages a second acking every 32nd message with ``multiple`` than acking
-each, bench/README.md, step 27).
+every message of the channel up to a delivery tag (one plain consumer of a quorum queue
+took 40–120% more messages a second acking every 8th or 32nd message so than acking each:
+``python -m bench.floor acks``, bench/README.md, step 27).
 
 The broker acks *every* unacked message of the channel up to that tag, so the window sends
 it only for a tag below which each message of the channel is done with: acked here, or

@@ -123,9 +123,7 @@ class OutboxRelay:
 
     def _flush_table(self):
         fresh_before = len(self._fresh)
-        with self.core.read() as conn:
-            # as records: a named tuple's fields are read faster than a result row's
-            rows = [OutboxRecord._make(row) for row in conn.execute(self._scan)]
+        rows = self._read_unsent()
         if len(rows) < self.batch_size:
             # the table is drained by this batch: what was committed before the scan is in
             # ``rows`` (or was sent before), what is committed after it arrives in ``_fresh``
@@ -144,6 +142,17 @@ class OutboxRelay:
             time.sleep(0.2)
             return 0
         return len(rows)
+
+    def _read_unsent(self):
+        """The oldest unsent rows, as records (a named tuple's fields are read faster than
+        a result row's) whose bodies are the messages' bytes: on SQLite as stored, and
+        PostgreSQL's text encoded here."""
+        with self.core.read() as conn:
+            result = conn.execute(self._scan)
+            if self.core.is_sqlite:
+                return [OutboxRecord._make(row) for row in result]
+            return [OutboxRecord(event_id, key, body.encode("utf-8"), event_type, code)
+                    for event_id, key, body, event_type, code in result]
 
     def _flush_fresh(self):
         records = []
@@ -166,10 +175,10 @@ class OutboxRelay:
         return len(records)
 
     def _publish(self, rows):
-        """Publish ``rows`` (records or table rows), those with the same routing key in
-        packs (:mod:`runtime.packs`); mark and count the ones delivered."""
+        """Publish ``rows`` (records), those with the same routing key in packs
+        (:mod:`runtime.packs`); mark and count the ones delivered."""
         self._ensure_connected()
-        groups = packs.group([(row.routing_key, _bytes(row.body), row) for row in rows], self.pack_size)
+        groups = packs.group([(row.routing_key, row.body, row) for row in rows], self.pack_size)
         messages = []
         for group in groups:
             first = group[0][1]
@@ -205,12 +214,6 @@ class OutboxRelay:
             ).one()
         age = (utcnow() - oldest).total_seconds() if oldest else 0.0
         return count, max(age, 0.0)
-
-
-def _bytes(body):
-    """A body as the message's bytes: those of a commit's records and of a scan on SQLite
-    are; a scan on PostgreSQL reads text."""
-    return body if type(body) is bytes else body.encode("utf-8")
 
 
 def decode_body(body):
