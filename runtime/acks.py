@@ -64,11 +64,7 @@ class AckWindow:
     def reject(self, message, requeue):
         """Dead-letter ``message`` (or return it to the queue) on its own, then forget it."""
         entry = self._entry(message)
-        if message.channel.connection:
-            try:
-                message.reject(requeue=requeue)
-            except AmqpConnectionError:  # the connection closed meanwhile: the broker has it back
-                pass
+        _send(message.channel, message.reject, requeue=requeue)
         if entry is not None:  # only once the broker has it: a multiple ack must not cover it
             del self._entries[message.delivery_tag]
             self._order.remove(message.delivery_tag)
@@ -105,12 +101,17 @@ class AckWindow:
         for tag in alone:
             self._order.remove(tag)
             singles.append(self._entries.pop(tag)[1])
-        if not self.channel.connection:
-            return  # the connection is gone and the broker has them all back
+        if last is not None:
+            _send(self.channel, last.ack, multiple=True)
+        for message in singles:
+            _send(self.channel, message.ack)
+
+
+def _send(channel, settle, **kwargs):
+    """``settle(**kwargs)`` (an ack or a reject) unless ``channel``'s connection is gone: the
+    broker then has the channel's unsettled messages back."""
+    if channel.connection:
         try:
-            if last is not None:
-                last.ack(multiple=True)
-            for message in singles:
-                message.ack()
-        except AmqpConnectionError:
+            settle(**kwargs)
+        except AmqpConnectionError:  # it closed meanwhile
             pass

@@ -134,6 +134,11 @@ class _EventConsumer(JsonConsumer):
         self.window.received(message)
         self.on_message(None, message)
 
+    # nameko's settling, through the window: an ack or a requeue sent past it would leave
+    # it waiting for a message the broker no longer holds
+    def ack_message(self, message):
+        self.window.ack([message])
+
     def requeue_message(self, message):
         self.window.reject(message, requeue=True)
 
