@@ -53,8 +53,8 @@ class Database(DependencyProvider):
         # DATABASES lets several services share one process (tests); DB_URL is the usual key
         url = (config.get("DATABASES") or {}).get(service) or config.get("DB_URL") \
             or "sqlite:///var/{}.db".format(service)
-        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH, OUTBOX_POLL_SECONDS or EVENT_PACK stops the
-        # service here, at start
+        # a wrong SQLITE_SYNCHRONOUS, OUTBOX_BATCH, OUTBOX_POLL_SECONDS, OUTBOX_MARK_SECONDS or
+        # EVENT_PACK stops the service here, at start
         self.core = DatabaseCore(url, self.metadata, self.container.service_name, self.migrations,
                                  synchronous=config.get("SQLITE_SYNCHRONOUS"))
         self.relay = OutboxRelay(
@@ -63,6 +63,7 @@ class Database(DependencyProvider):
             poll_interval=setting("OUTBOX_POLL_SECONDS", 1.0, seconds, positive=True),
             on_published=self._count_published,
             pack_size=setting("EVENT_PACK", DEFAULT_PACK, positive_int),
+            mark_delay=setting("OUTBOX_MARK_SECONDS", 0.05, seconds),
         )
         if config.get("DECLARE_TOPOLOGY", True):
             def _declare(publisher):

@@ -29,7 +29,7 @@ HTTP_DURATION = Histogram("govpm_http_request_duration_seconds", "Time to handle
                           ["service", "route", "outcome"], buckets=BUCKETS, registry=REGISTRY)
 EVENTS_PUBLISHED = Counter("govpm_events_published_total", "Events the outbox relay published (confirmed and routed).",
                            ["service", "event"], registry=REGISTRY)
-OUTBOX_PENDING = Gauge("govpm_outbox_pending_events", "Events written to the outbox and not yet published.",
+OUTBOX_PENDING = Gauge("govpm_outbox_pending_events", "Events written to the outbox and not yet marked sent (published and confirmed events wait OUTBOX_MARK_SECONDS for their mark).",
                        ["service"], registry=REGISTRY)
 OUTBOX_OLDEST_AGE = Gauge("govpm_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox event.",
                           ["service"], registry=REGISTRY)

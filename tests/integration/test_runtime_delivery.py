@@ -282,6 +282,8 @@ def test_a_pack_with_an_event_its_contract_refuses_is_dead_lettered_once_the_oth
     ("OUTBOX_BATCH", "all", "正整数", "positive integer"),
     ("OUTBOX_POLL_SECONDS", "0", "大于 0 的秒数", "seconds > 0"),
     ("OUTBOX_POLL_SECONDS", "soon", "大于 0 的秒数", "seconds > 0"),
+    ("OUTBOX_MARK_SECONDS", "-1", "不小于 0 的秒数", "seconds ≥ 0"),
+    ("OUTBOX_MARK_SECONDS", "later", "不小于 0 的秒数", "seconds ≥ 0"),
     ("EVENT_PACK", "0", "正整数", "positive integer"),
 ])
 def test_a_wrong_delivery_setting_stops_the_service_with_a_clear_error(cfg, key, value, zh, en):

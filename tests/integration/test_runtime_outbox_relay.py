@@ -45,8 +45,9 @@ def core(make_db_url):
 def relay(core, vhost_uri):
     relays = []
 
-    def start():
-        r = OutboxRelay(core, vhost_uri, batch_size=50, poll_interval=0.2)
+    def start(**options):
+        options = {"batch_size": 50, "poll_interval": 0.2, **options}
+        r = OutboxRelay(core, vhost_uri, **options)
         relays.append((r, eventlet.spawn(r.run)))
         r.wake()
         return r
@@ -195,3 +196,118 @@ def test_text_beyond_ascii_leaves_as_the_utf8_the_row_holds_from_the_table_and_a
         assert json.loads(stored[code]) == got[code]
         # the message carries exactly the row's text, as UTF-8
         assert any(stored[code].encode("utf-8") in body for body in taken)
+
+
+def mark_writes(core):
+    """The number of statements that mark rows sent, counted as they run."""
+    from sqlalchemy import event
+    count = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX"):
+            count.append(1)
+
+    event.listen(core.engine, "before_cursor_execute", seen)
+    return count
+
+
+def test_confirmed_events_are_marked_sent_later_several_in_one_write(core, relay, channel):
+    writes = mark_writes(core)
+    r = relay(mark_delay=0.5)
+    codes = [f"M{i:04d}" for i in range(6)]
+    emit(core, codes)  # six commits, handed over one by one
+    assert received(channel, 6) == codes
+    # published and confirmed, each on its own; marked together once the delay is over
+    wait_for(lambda: unsent(core) == 0, timeout=5, message="every row marked sent")
+    assert len(writes) < len(codes)
+    assert not r._unmarked
+
+
+def test_confirmed_events_not_yet_marked_are_marked_when_the_relay_stops(core, relay, channel):
+    r = relay(mark_delay=60, poll_interval=60)
+    codes = [f"S{i:04d}" for i in range(5)]
+    emit(core, codes)
+    assert received(channel, 5) == codes
+    if core.is_sqlite:  # confirmed, waiting for their mark (on PostgreSQL each scan marks the rows before it)
+        assert unsent(core) == 5
+    r.stop()
+    assert unsent(core) == 0
+
+
+def test_a_scan_marks_what_was_confirmed_first_and_publishes_nothing_twice(core, relay, channel):
+    r = relay(mark_delay=60, poll_interval=60)
+    codes = [f"R{i:04d}" for i in range(5)]
+    emit(core, codes)
+    assert received(channel, 5) == codes
+    if core.is_sqlite:
+        assert unsent(core) == 5
+    r._backlog = True  # as after a poll or a failure: the relay reads the table
+    r.wake()
+    wait_for(lambda: unsent(core) == 0, timeout=5, message="marked before the scan")
+    later = [f"L{i:04d}" for i in range(3)]
+    emit(core, later)
+    assert received(channel, 3) == later  # the five are not published again
+
+
+def test_confirms_that_fill_a_batch_are_marked_at_once(core, relay, channel):
+    relay(mark_delay=60, poll_interval=60)
+    codes = [f"F{i:04d}" for i in range(120)]
+    emit(core, codes)  # committed one by one while the relay runs: handed over on SQLite
+    assert received(channel, 120) == codes
+    # every 50 (the batch size) marked without waiting for the delay; on PostgreSQL each scan marks
+    wait_for(lambda: unsent(core) < 50, timeout=5, message="full batches marked at once")
+
+
+def test_events_confirmed_but_not_marked_when_the_relay_dies_go_out_again_with_their_ids(core, vhost_uri, channel):
+    first = OutboxRelay(core, vhost_uri, batch_size=50, poll_interval=60, mark_delay=60)
+    thread = eventlet.spawn(first.run)
+    first.wake()
+    codes = [f"D{i:04d}" for i in range(4)]
+    emit(core, codes)
+    assert received(channel, 4) == codes
+    thread.kill()  # a crash: no stop, no mark
+    first.publisher.close()
+    left = unsent(core)  # on PostgreSQL, each scan marked the rows before it
+    assert left == 4 if core.is_sqlite else left <= 4
+    second = OutboxRelay(core, vhost_uri, batch_size=50, poll_interval=0.2, mark_delay=0)
+    thread = eventlet.spawn(second.run)
+    second.wake()
+    try:
+        # again, at least once: the subscribers' inbox drops them
+        assert received(channel, left) == codes[4 - left:]
+        wait_for(lambda: unsent(core) == 0, message="marked after the second publish")
+    finally:
+        second.stop()
+        thread.wait()
+
+
+def test_a_mark_that_fails_keeps_its_rows_and_nothing_is_published_twice_after(core, relay, channel, monkeypatch):
+    r = relay(mark_delay=0)
+    transaction = core.transaction
+    failed = []
+
+    def failing_once(*args, **kwargs):
+        if not failed:
+            failed.append(1)
+            raise RuntimeError("the database is away")
+        return transaction(*args, **kwargs)
+
+    monkeypatch.setattr(r, "_mark_sent", r._mark_sent)  # (restored after)
+    original = r._mark_sent
+
+    def mark():
+        core.transaction = failing_once
+        try:
+            original()
+        finally:
+            core.transaction = transaction
+
+    r._mark_sent = mark
+    codes = [f"X{i:04d}" for i in range(3)]
+    emit(core, codes[:1])
+    assert received(channel, 1) == codes[:1]
+    wait_for(lambda: failed, message="the first mark failed")
+    wait_for(lambda: unsent(core) == 0, timeout=10, message="marked on the retry")
+    emit(core, codes[1:])
+    got = received(channel, 2)
+    assert got == codes[1:]  # the first event was marked, not scanned and sent again
