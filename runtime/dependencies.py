@@ -86,7 +86,10 @@ class Database(DependencyProvider):
             self.relay.stop()
 
     def kill(self):
-        self.stop()
+        # no database work while the container dies: rows confirmed but not yet marked are
+        # published again at the next start, and the subscribers' inbox drops them
+        if self.relay:
+            self.relay.stop(mark=False)
 
     def get_dependency(self, worker_ctx):
         return self.core

@@ -12,9 +12,10 @@ Confirmed rows are marked sent a little later (``mark_delay``, config
 write (a synced commit on SQLite) then stays off the path of the event just published,
 whose subscriber is working on the same CPUs at that moment (bench/README.md, step 31),
 and a stream of small commits costs one mark per interval instead of one per confirm. A
-full batch's rows, and every row before the relay stops, are marked at once; so are the rows before a scan (on PostgreSQL, at the next commit's). A crash in
-between publishes those rows again, with their ids: the subscribers' inbox makes that a
-no-op, as for any redelivery.
+full batch's rows are marked at once, and so is every row before the relay reads the table
+(on PostgreSQL, at the next commit's wake) and when it stops. A crash in between publishes
+those rows again, with their ids: the subscribers' inbox makes that a no-op, as for any
+redelivery.
 
 Two ways in. The table is the truth: the relay scans it for unsent rows, oldest first,
 when it starts, after any failure, on every poll, and (on PostgreSQL) whenever a commit
@@ -58,6 +59,7 @@ class OutboxRelay:
         self.on_published = on_published or (lambda rows: None)
         self._wake = threading.Event()
         self._stopped = False
+        self._mark_when_stopped = True
         self.before_publish = []  # callbacks(publisher) run after each (re)connect
         self._connected_once = False
         self._fresh = collections.deque()  # records committed since the table was last drained
@@ -92,12 +94,15 @@ class OutboxRelay:
     def wake(self):
         self._wake.set()
 
-    def stop(self):
-        """Stop the relay; the rows the broker confirmed are marked sent now (the container
-        may kill the relay's thread before it wakes)."""
+    def stop(self, mark=True):
+        """Stop the relay. With ``mark``, the rows the broker confirmed are marked sent now
+        (the container may kill the relay's thread before it wakes); a kill passes
+        ``mark=False`` and leaves them to be published again."""
         self._stopped = True
+        self._mark_when_stopped = mark
         self._wake.set()
-        self._mark_at_stop()
+        if mark:
+            self._mark_at_stop()
 
     def run(self):
         backoff = 0.5
@@ -126,7 +131,8 @@ class OutboxRelay:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10)
                 self._wake.set()
-        self._mark_at_stop()
+        if self._mark_when_stopped:
+            self._mark_at_stop()
         self.publisher.close()
 
     def _ensure_connected(self):

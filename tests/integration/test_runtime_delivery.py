@@ -117,6 +117,27 @@ def test_event_published_before_the_consumer_ever_started_is_delivered(cfg):
     source.stop()
 
 
+def unsent_rows(url):
+    core = DatabaseCore(url, src_md, "registry")
+    with core.read() as s:
+        return s.execute(select(func.count()).select_from(core.outbox)
+                         .where(core.outbox.c.published_at.is_(None))).scalar()
+
+
+@pytest.mark.parametrize("end, left", [("stop", 0), ("kill", 1)])
+def test_a_confirmed_event_is_marked_sent_when_its_service_stops_and_left_to_go_again_when_it_is_killed(
+        cfg, end, left):
+    # the mark waits for the stop (a poll would mark before it reads the table)
+    with config.patch({"OUTBOX_MARK_SECONDS": 60, "OUTBOX_POLL_SECONDS": 60}):
+        source = start(Source)
+        emit(source, f"C-M-{end}")
+        messages_waiting(1, "event published and confirmed")
+        assert unsent_rows(cfg["registry"]) == 1
+        getattr(source, end)()
+    # stopped: marked on the way out; killed: no database work, published again at the next start
+    assert unsent_rows(cfg["registry"]) == left
+
+
 def test_a_redelivered_event_is_handled_once(cfg):
     sink = start(Sink)
     source = start(Source)
