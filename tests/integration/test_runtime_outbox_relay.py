@@ -281,33 +281,28 @@ def test_events_confirmed_but_not_marked_when_the_relay_dies_go_out_again_with_t
         thread.wait()
 
 
-def test_a_mark_that_fails_keeps_its_rows_and_nothing_is_published_twice_after(core, relay, channel, monkeypatch):
+def test_a_mark_that_fails_keeps_its_rows_and_nothing_is_published_twice_after(core, relay, channel):
     r = relay(mark_delay=0)
-    transaction = core.transaction
-    failed = []
+    transaction, failed = core.transaction, []
 
-    def failing_once(*args, **kwargs):
-        if not failed:
-            failed.append(1)
-            raise RuntimeError("the database is away")
-        return transaction(*args, **kwargs)
+    def broken(*args, **kwargs):
+        failed.append(1)
+        raise RuntimeError("the database is away")
 
-    monkeypatch.setattr(r, "_mark_sent", r._mark_sent)  # (restored after)
-    original = r._mark_sent
+    mark = r._mark_sent
 
-    def mark():
-        core.transaction = failing_once
+    def mark_failing_once():  # the relay's first mark finds the database away
+        core.transaction = transaction if failed else broken
         try:
-            original()
+            mark()
         finally:
             core.transaction = transaction
 
-    r._mark_sent = mark
+    r._mark_sent = mark_failing_once
     codes = [f"X{i:04d}" for i in range(3)]
     emit(core, codes[:1])
     assert received(channel, 1) == codes[:1]
     wait_for(lambda: failed, message="the first mark failed")
     wait_for(lambda: unsent(core) == 0, timeout=10, message="marked on the retry")
     emit(core, codes[1:])
-    got = received(channel, 2)
-    assert got == codes[1:]  # the first event was marked, not scanned and sent again
+    assert received(channel, 2) == codes[1:]  # the first event was marked, not scanned and sent again
