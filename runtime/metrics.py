@@ -29,10 +29,11 @@ HTTP_DURATION = Histogram("govpm_http_request_duration_seconds", "Time to handle
                           ["service", "route", "outcome"], buckets=BUCKETS, registry=REGISTRY)
 EVENTS_PUBLISHED = Counter("govpm_events_published_total", "Events the outbox relay published (confirmed and routed).",
                            ["service", "event"], registry=REGISTRY)
-OUTBOX_PENDING = Gauge("govpm_outbox_pending_events", "Events written to the outbox and not yet marked sent (published and confirmed events wait OUTBOX_MARK_SECONDS for their mark).",
+# "not yet marked sent": a published and confirmed event waits OUTBOX_MARK_SECONDS for its mark
+OUTBOX_PENDING = Gauge("govpm_outbox_pending_events", "Events written to the outbox and not yet marked sent.",
                        ["service"], registry=REGISTRY)
-OUTBOX_OLDEST_AGE = Gauge("govpm_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox event.",
-                          ["service"], registry=REGISTRY)
+OUTBOX_OLDEST_AGE = Gauge("govpm_outbox_oldest_pending_age_seconds",
+                          "Age of the oldest outbox event not yet marked sent.", ["service"], registry=REGISTRY)
 READY = Gauge("govpm_ready", "1 when the service is ready (database answers, consumers consuming), else 0.",
               ["service"], registry=REGISTRY)
 DB_COMMIT_DURATION = Histogram("govpm_db_commit_duration_seconds",

@@ -116,7 +116,7 @@ class OutboxRelay:
                 break
             try:
                 if not woken:
-                    if self._unmarked and time.monotonic() >= self._mark_due:
+                    if self._marks_due():
                         self._mark_sent()  # woken for the marks; the poll waits its turn
                         continue
                     self._backlog = True  # a poll: look at the table (other replicas, anything missed)
@@ -225,9 +225,12 @@ class OutboxRelay:
             if not self._unmarked:
                 self._mark_due = time.monotonic() + self.mark_delay
             self._unmarked.extend(row.event_id for row in sent)
-            if len(self._unmarked) >= self.batch_size or time.monotonic() >= self._mark_due:
+            if len(self._unmarked) >= self.batch_size or self._marks_due():
                 self._mark_sent()
         return {row.event_id for row in sent}
+
+    def _marks_due(self):
+        return bool(self._unmarked) and time.monotonic() >= self._mark_due
 
     def _mark_sent(self):
         """Mark the confirmed rows sent, in one transaction; on failure they stay to mark."""
