@@ -5,6 +5,7 @@ each process spent per unit of work (from ``/proc``), optionally with py-spy rec
     .venv/bin/python -m bench.profile gateway   -n 2000     # sequential GET /api/v1/projects/<code>
     .venv/bin/python -m bench.profile gateway   -n 2400 --against /tmp/before   # this tree and another, side by side
     .venv/bin/python -m bench.profile gateway   -n 2400 --against /tmp/before --other-first   # the other's suite starts first
+    .venv/bin/python -m bench.profile gateway   -n 1600 --against /tmp/before --paths '/api/v1/projects/{code}/case'
     .venv/bin/python -m bench.profile rpc       -n 3000     # bench_caller → bench_echo.echo, registry.get_project
     .venv/bin/python -m bench.profile events    -n 8000     # a drain: outbox → handler, CPU per event
     .venv/bin/python -m bench.profile events    -n 24000 --against /tmp/before   # drains in turns, two trees
@@ -141,7 +142,8 @@ def gateway(args):
         _stop(spies)
         print(f"  read p50 {statistics.median(samples) * 1000:.2f} ms, raw round trip p50 "
               f"{statistics.median(floor) * 1000:.2f} ms")
-        for path, auth in (("/health/live", {}), ("/api/v1/me", headers)):
+        for path, auth in (("/health/live", {}), ("/api/v1/me", headers),
+                           (f"/api/v1/projects/{code}/history", headers), (f"/api/v1/projects/{code}/case", headers)):
             other = http_load.latencies(base + path, auth, 1000, warmup=20)
             print(f"  {path} p50 {statistics.median(other) * 1000:.2f} ms")
     finally:
@@ -189,7 +191,7 @@ def _gateway_against(args):
     try:
         suites = _side_by_side(bench, args.against, args.other_first)
         floor_client = bench.floor_client()
-        for path in ("/api/v1/me", "/api/v1/projects/{code}"):
+        for path in args.paths.split(","):
             seen = {label: ([], collections.Counter()) for label in suites}
             floor = []
             for r in range(rounds):
@@ -429,6 +431,8 @@ def main(argv=None):
                         help="with --against: start the other tree's suite (sinks) first. The suite "
                              "started first has read 5-15%% slower than an identical one started after "
                              "it (bench/README.md, Profiling): run both orders")
+    parser.add_argument("--paths", default="/api/v1/me,/api/v1/projects/{code}",
+                        help="gateway --against: comma list of the paths to read ({code}: the project's)")
     parser.add_argument("--out", default=os.path.join(ROOT, "var", "profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)

@@ -73,6 +73,17 @@ def test_a_unit_sees_only_its_own_projects_and_an_officer_signs_only_for_their_a
     resp = walker.api.session.get(f"{suite.base_url}/api/v1/projects/{project['code']}",
                                   headers={"Authorization": f"Bearer {other}"})
     assert resp.status_code == 403
+    # the reads about a project go out beside the project's own read; only its owner gets them
+    for path in ("history", "case", "opinions"):
+        resp = walker.api.session.get(f"{suite.base_url}/api/v1/projects/{project['code']}/{path}",
+                                      headers={"Authorization": f"Bearer {other}"})
+        assert resp.status_code == 403, (path, resp.text)
+        assert resp.json()["error"]["code"] == "forbidden", path
+    history = walker.api.req("GET", f"/api/v1/projects/{project['code']}/history", walker.unit)["items"]
+    assert history and all(entry["at"] for entry in history)
+    missing = walker.api.session.get(f"{suite.base_url}/api/v1/projects/2026-000000-99999-9/history",
+                                     headers={"Authorization": f"Bearer {walker.unit}"})
+    assert missing.status_code == 404
     listed = walker.api.req("GET", "/api/v1/projects", other)
     assert listed["total"] == 0
     # the pre-review waits for the data bureau's officer; the cyberspace officer cannot sign it
