@@ -161,11 +161,11 @@ class GatewayService(OpsEndpoints):
         auth.require_own_project(principal, project)
         return project
 
-    def _owned_read(self, principal, code, service, method, **kwargs):
-        """A read about one project, sent before the project's own read so that the two
-        overlap instead of following each other (as in :meth:`get_project`); its answer
-        is given only once the project's owner is checked."""
-        pending = self.call_async(service, method, code=code, **kwargs)
+    def _owned_read(self, principal, code, service, method):
+        """``service.method(code=code)``, sent before the project's own read so that the two
+        overlap instead of following each other (as in :meth:`get_project`); its answer is
+        given only once the project's owner is checked."""
+        pending = self.call_async(service, method, code=code)
         self._project(principal, code)
         return self.result(pending)
 
