@@ -311,9 +311,7 @@ class GatewayService(OpsEndpoints):
         # The case is asked for first: it is the larger read and its answer usually comes
         # last, so its chain starts before the project's (bench/README.md, step 20)
         case_call = self.call_async("review", "get_case", code=code)
-        project_call = self.call_async("registry", "get_project", code=code)
-        project = self.result(project_call)
-        auth.require_own_project(principal, project)
+        project = self._project(principal, code)
         try:
             project["case"] = self.result(case_call)
         except NotFound:

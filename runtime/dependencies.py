@@ -14,7 +14,7 @@ from contracts.rpc import contract
 from .config import one_of, positive_int, seconds, setting
 from .db import DatabaseCore
 from .messaging import declare_dead_letters, declare_topology_for_publisher
-from .outbox import OutboxRelay
+from .outbox import DEFAULT_MARK_SECONDS, OutboxRelay
 from .packs import DEFAULT_PACK
 from .rpc import rpc
 
@@ -63,7 +63,7 @@ class Database(DependencyProvider):
             poll_interval=setting("OUTBOX_POLL_SECONDS", 1.0, seconds, positive=True),
             on_published=self._count_published,
             pack_size=setting("EVENT_PACK", DEFAULT_PACK, positive_int),
-            mark_delay=setting("OUTBOX_MARK_SECONDS", 0.05, seconds),
+            mark_delay=setting("OUTBOX_MARK_SECONDS", DEFAULT_MARK_SECONDS, seconds),
         )
         if config.get("DECLARE_TOPOLOGY", True):
             def _declare(publisher):

@@ -41,11 +41,12 @@ from .publisher import ConfirmingPublisher
 log = logging.getLogger(__name__)
 
 RECENT = 20000  # ids published by a scan, remembered so the fast path does not repeat them
+DEFAULT_MARK_SECONDS = 0.05  # OUTBOX_MARK_SECONDS: how long confirmed rows wait to be marked sent
 
 
 class OutboxRelay:
     def __init__(self, core, amqp_uri, *, batch_size=500, poll_interval=1.0, on_published=None,
-                 pack_size=packs.DEFAULT_PACK, mark_delay=0.05):
+                 pack_size=packs.DEFAULT_PACK, mark_delay=DEFAULT_MARK_SECONDS):
         self.core = core
         self.pack_size = pack_size
         self.amqp_uri = amqp_uri
